@@ -1,0 +1,71 @@
+"""Action keys (Merkle, REAPI-style) and the reasons a key differs from the last run's."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from ..nodes.types import NodeType
+from .canonical import digest_json
+
+# Bump when the shape of the key document changes: every cached result becomes a miss.
+KEY_SCHEMA = 1
+
+_env_lock = threading.Lock()
+_env_cache: dict[str, Mapping[str, Any]] = {}
+
+
+def environment_of(node_type: NodeType) -> Mapping[str, Any]:
+    """The node type's environment fingerprint, computed once per process (it may run a tool)."""
+    if node_type.environment is None:
+        return {}
+    with _env_lock:
+        if node_type.id not in _env_cache:
+            _env_cache[node_type.id] = dict(node_type.environment())
+        return _env_cache[node_type.id]
+
+
+def key_document(node_type: NodeType, input_digests: Mapping[str, str], nonce: int) -> dict[str, Any]:
+    """Everything that decides a node's outputs, and nothing else: node ids never enter it."""
+    document: dict[str, Any] = {
+        "schema": KEY_SCHEMA,
+        "type": node_type.id,
+        "impl": node_type.impl_version,
+        "inputs": dict(input_digests),
+        "env": environment_of(node_type),
+    }
+    if not node_type.deterministic:
+        document["nonce"] = nonce
+    return document
+
+
+def action_key(document: Mapping[str, Any]) -> str:
+    return digest_json(document)
+
+
+def why_dirty(current: Mapping[str, Any], previous: Mapping[str, Any] | None) -> str:
+    """A plain sentence saying what changed since the last recorded execution."""
+    if previous is None:
+        return "never ran"
+    reasons = []
+    if previous.get("type") != current.get("type"):
+        reasons.append(f"node type changed ({previous.get('type')} -> {current.get('type')})")
+    if previous.get("schema") != current.get("schema"):
+        reasons.append("cache key schema changed")
+    if previous.get("impl") != current.get("impl"):
+        reasons.append(f"impl_version changed ({previous.get('impl')} -> {current.get('impl')})")
+    if previous.get("env") != current.get("env"):
+        changed = sorted(
+            name
+            for name in set(previous.get("env", {})) | set(current.get("env", {}))
+            if previous.get("env", {}).get(name) != current.get("env", {}).get(name)
+        )
+        reasons.append(f"environment changed ({', '.join(changed)})")
+    if previous.get("nonce") != current.get("nonce"):
+        reasons.append(f"regenerated (nonce {previous.get('nonce')} -> {current.get('nonce')})")
+    old_inputs, new_inputs = previous.get("inputs", {}), current.get("inputs", {})
+    changed_inputs = sorted(n for n in set(old_inputs) | set(new_inputs) if old_inputs.get(n) != new_inputs.get(n))
+    if changed_inputs:
+        reasons.append("input " + ", ".join(repr(n) for n in changed_inputs) + " changed")
+    return "; ".join(reasons) or "result is no longer in the cache"

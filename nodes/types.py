@@ -1,0 +1,151 @@
+"""The node-type API: what a node type declares and what its implementation receives."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+ValueType = Literal["string", "integer", "number", "boolean", "json", "image", "video", "audio", "file"]
+VALUE_TYPES: tuple[str, ...] = ValueType.__args__  # type: ignore[attr-defined]
+# Values of these types are files: they live in the content-addressed store and reach
+# implementations as paths.
+FILE_TYPES = frozenset({"image", "video", "audio", "file"})
+Placement = Literal["local", "comfy", "both"]
+
+
+@dataclass(frozen=True)
+class Port:
+    """One typed input or output.
+
+    For an input, ``is_list`` means the node takes the whole list at once (it aggregates);
+    an input without it runs the node once per element when a list arrives (fan-out).
+    For an output, ``is_list`` means the node returns a list, which fans out downstream.
+    """
+
+    name: str
+    type: ValueType
+    is_list: bool = False
+    optional: bool = False
+    default: Any = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.type not in VALUE_TYPES:
+            raise ValueError(f"port {self.name!r}: unknown value type {self.type!r}")
+
+
+class NodeContext:
+    """What an implementation gets besides its inputs: its own work directory and progress."""
+
+    def __init__(
+        self,
+        work_dir: Path,
+        node_id: str,
+        element: int | None,
+        report_progress: Callable[[float, str], None] | None = None,
+        cancelled: threading.Event | None = None,
+    ) -> None:
+        self.work_dir = work_dir
+        self.node_id = node_id
+        self.element = element
+        self._report_progress = report_progress
+        self.cancelled = cancelled or threading.Event()
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        if self._report_progress is not None:
+            self._report_progress(max(0.0, min(1.0, fraction)), message)
+
+    def path(self, name: str) -> Path:
+        """A file path inside this execution's private work directory."""
+        return self.work_dir / name
+
+
+NodeFunction = Callable[..., Mapping[str, Any]]
+
+
+class NodeFailure(Exception):
+    """Raised by an implementation for an expected failure; the message is shown as the cause."""
+
+
+@dataclass(frozen=True)
+class NodeType:
+    """A node type. ``impl_version`` enters every cache key: bump it when outputs would change."""
+
+    id: str
+    inputs: tuple[Port, ...]
+    outputs: tuple[Port, ...]
+    run: NodeFunction
+    impl_version: str = "1"
+    deterministic: bool = True
+    placement: Placement = "local"
+    description: str = ""
+    category: str = ""
+    # Named resources held while running, e.g. {"ffmpeg": 1}; the engine bounds each by its limit.
+    resources: Mapping[str, int] = field(default_factory=dict)
+    # Facts outside the inputs that change outputs (tool versions, model digests); computed once.
+    environment: Callable[[], Mapping[str, Any]] | None = None
+
+    def input(self, name: str) -> Port | None:
+        return next((port for port in self.inputs if port.name == name), None)
+
+    def output(self, name: str) -> Port | None:
+        return next((port for port in self.outputs if port.name == name), None)
+
+
+def node_type(
+    id: str,
+    *,
+    inputs: list[Port],
+    outputs: list[Port],
+    impl_version: str = "1",
+    deterministic: bool = True,
+    placement: Placement = "local",
+    category: str = "",
+    resources: Mapping[str, int] | None = None,
+    environment: Callable[[], Mapping[str, Any]] | None = None,
+) -> Callable[[NodeFunction], NodeType]:
+    """Decorator turning ``fn(ctx, **inputs) -> {output: value}`` into a NodeType."""
+
+    def wrap(fn: NodeFunction) -> NodeType:
+        return NodeType(
+            id=id,
+            inputs=tuple(inputs),
+            outputs=tuple(outputs),
+            run=fn,
+            impl_version=impl_version,
+            deterministic=deterministic,
+            placement=placement,
+            description=(fn.__doc__ or "").strip(),
+            category=category,
+            resources=dict(resources or {}),
+            environment=environment,
+        )
+
+    return wrap
+
+
+def value_matches(value: Any, value_type: str) -> bool:
+    """Whether a Python value fits a scalar port type (file types are checked by the engine)."""
+    if value_type == "string":
+        return isinstance(value, str)
+    if value_type == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if value_type == "number":
+        return (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+        )
+    if value_type == "boolean":
+        return isinstance(value, bool)
+    if value_type in FILE_TYPES:
+        return isinstance(value, (str, Path))
+    return True  # json: anything JSON can hold; canonical_json refuses the rest
+
+
+def type_label(port: Port) -> str:
+    return f"list of {port.type}" if port.is_list else port.type

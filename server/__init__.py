@@ -1,0 +1,1 @@
+"""Engine API server (FastAPI under /v1). Not built yet; the CLI is the interface for now."""
