@@ -12,10 +12,11 @@ from .values import ARTIFACT_KEY, FAILED, PortValue
 
 
 def export_outputs(outputs: dict[str, PortValue], out_dir: Path, store: ArtifactStore) -> dict[str, Any]:
-    """Write each output as ``<name><ext>`` (lists as ``<name>/<index><ext>``); returns name -> path(s).
+    """Write each output as ``<name><ext>`` (lists as ``<name>/<index><ext>``); returns name -> absolute path(s).
 
     Files are copied, never linked: the store's blobs must stay immutable whatever users do to outputs.
     """
+    out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Any] = {}
     for name, value in outputs.items():

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The test suite: set up, then run pytest (real ffmpeg, real subprocesses, hypothesis).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+.venv/bin/python -m pytest "$@"
