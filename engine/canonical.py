@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 DIGEST_PREFIX = "sha256:"
@@ -42,10 +43,8 @@ def digest_file(path: str, chunk_size: int = 1 << 20) -> tuple[str, int]:
     return DIGEST_PREFIX + sha.hexdigest(), size
 
 
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
 def is_digest(text: str) -> bool:
-    hexpart = text[len(DIGEST_PREFIX):]
-    return (
-        text.startswith(DIGEST_PREFIX)
-        and len(hexpart) == 64
-        and all(c in "0123456789abcdef" for c in hexpart)
-    )
+    return _DIGEST.fullmatch(text) is not None

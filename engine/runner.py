@@ -21,7 +21,7 @@ import networkx as nx
 
 from ..graphs.validate import BoundNode, BoundRecipe
 from ..nodes.types import NodeContext, NodeFailure
-from .canonical import digest_json
+from .canonical import digest_bytes
 from .expand import ElementWork, ExpandError, LiteralFiles, expand
 from .records import Execution, RunRecords
 from .store import ActionResult, ArtifactStore
@@ -69,14 +69,16 @@ class _FailedOutputs(dict[str, PortValue]):
 
 def needed_nodes(bound: BoundRecipe, outputs: Iterable[str] | None) -> list[str]:
     """Only ancestors of the requested outputs run; with no declared outputs, everything does."""
-    names = list(bound.outputs) if outputs is None else list(outputs)
     if not bound.outputs:
-        targets = set(bound.nodes)
-    else:
-        targets = {bound.outputs[name].node for name in names}
-    wanted = set(targets)
-    for target in targets:
-        wanted |= nx.ancestors(bound.graph, target)
+        return list(nx.topological_sort(bound.graph))
+    names = list(bound.outputs) if outputs is None else list(outputs)
+    wanted = {bound.outputs[name].node for name in names}
+    frontier = list(wanted)
+    while frontier:  # one reverse walk from all targets at once
+        for parent in bound.graph.predecessors(frontier.pop()):
+            if parent not in wanted:
+                wanted.add(parent)
+                frontier.append(parent)
     return [node for node in nx.topological_sort(bound.graph) if node in wanted]
 
 
@@ -119,7 +121,9 @@ class Runner:
         started = time.perf_counter()
         order = needed_nodes(self.bound, self.options.outputs)
         recipe_name = self.bound.recipe.name or "unnamed"
-        self.records.start_run(self.run_id, recipe_name, digest_json(self.bound.recipe.to_json()), dict(self.bound.params))
+        # the record only needs to identify the recipe version, so pydantic's fast dump suffices here
+        recipe_digest = digest_bytes(self.bound.recipe.model_dump_json(exclude_unset=True).encode())
+        self.records.start_run(self.run_id, recipe_name, recipe_digest, dict(self.bound.params))
         self._emit({"event": "run_started", "run_id": self.run_id, "nodes": len(order)})
         waiting = {node: sum(1 for parent in self.bound.graph.predecessors(node)) for node in order}
         ready = deque(node for node in order if waiting[node] == 0)

@@ -1,7 +1,8 @@
 """Cheap, pure-Python node types for the engine benchmarks (no ffmpeg, no files).
 
 They are published to ``reelgraph`` subprocesses through a fake ``reelgraph.nodes`` entry point
-(see ``run_benchmarks.py``), so they must stay importable as ``tests.bench.bench_nodes``.
+(see ``run_benchmarks.py``), so ``NODE_TYPES`` must stay importable as
+``reelgraph.tests.bench.bench_nodes`` (or ``tests.bench.bench_nodes`` from the checkout).
 Every function does a tiny, deterministic amount of work (one short SHA-256), so that what the
 benchmarks measure is the engine around the nodes, not the nodes.
 """
