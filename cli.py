@@ -21,6 +21,7 @@ class UsageError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    from .engine.runner import RunConfigError
     from .graphs.errors import RecipeInvalid
 
     try:
@@ -28,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RecipeInvalid as exc:
         _print_errors(exc, getattr(args, "json", False))
         return EXIT_INVALID
-    except UsageError as exc:
+    except (UsageError, RunConfigError) as exc:
         print(f"reelgraph: error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:

@@ -75,25 +75,27 @@ class RunRecords:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # several processes may share one home: wait for each other's writes instead of failing
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._lock = threading.Lock()
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
 
     def close(self) -> None:
         self._db.close()
 
     def start_run(self, run_id: str, recipe_name: str, recipe_digest: str, params: dict[str, Any]) -> None:
         with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
             self._mark_dead_runs_interrupted()
             self._db.execute(
                 "INSERT INTO runs (id, recipe_name, recipe_digest, params, status, pid, started)"
                 " VALUES (?, ?, ?, ?, 'running', ?, ?)",
                 (run_id, recipe_name, recipe_digest, json.dumps(params), os.getpid(), time.time()),
             )
+            self._db.execute("COMMIT")
 
     def _mark_dead_runs_interrupted(self) -> None:
         # a run still 'running' whose process is gone was killed: say so instead of lying
@@ -117,7 +119,7 @@ class RunRecords:
             for e in executions
         ]
         with self._lock:
-            self._db.execute("BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")  # take the write lock up front, waiting if another process holds it
             self._db.executemany("INSERT OR REPLACE INTO executions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             self._db.execute("COMMIT")
 
@@ -146,12 +148,13 @@ class RunRecords:
     def last_key_docs(self, recipe_name: str) -> dict[tuple[str, int | None], dict[str, Any]]:
         """Key documents of the newest recorded execution of each (node, element) of a recipe."""
         with self._lock:
+            # SQLite takes the bare columns from the row that holds MAX(): the newest per (node, element)
             rows = self._db.execute(
-                "SELECT e.node, e.element, e.key_doc FROM executions e JOIN runs r ON r.id = e.run_id"
-                " WHERE r.recipe_name = ? AND e.key_doc IS NOT NULL ORDER BY r.started",
+                "SELECT e.node, e.element, e.key_doc, MAX(r.started) FROM executions e JOIN runs r ON r.id = e.run_id"
+                " WHERE r.recipe_name = ? AND e.key_doc IS NOT NULL GROUP BY e.node, e.element",
                 (recipe_name,),
             ).fetchall()
-        return {(node, None if element < 0 else element): json.loads(doc) for node, element, doc in rows}
+        return {(node, None if element < 0 else element): json.loads(doc) for node, element, doc, _ in rows}
 
     def keys_of_recent_runs(self, keep_runs: int) -> set[str]:
         with self._lock:

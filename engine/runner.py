@@ -53,6 +53,10 @@ class RunResult:
         return [e for e in self.executions if e.status == "failed"]
 
 
+class RunConfigError(ValueError):
+    """Run options that make the recipe impossible to run (e.g. a resource limit below a node's need)."""
+
+
 class StepError(Exception):
     def __init__(self, step: str, cause: str) -> None:
         super().__init__(cause)
@@ -120,37 +124,38 @@ class Runner:
     def run(self) -> RunResult:
         started = time.perf_counter()
         order = needed_nodes(self.bound, self.options.outputs)
+        self._check_limits(order)
         recipe_name = self.bound.recipe.name or "unnamed"
         # the record only needs to identify the recipe version, so pydantic's fast dump suffices here
         recipe_digest = digest_bytes(self.bound.recipe.model_dump_json(exclude_unset=True).encode())
         self.records.start_run(self.run_id, recipe_name, recipe_digest, dict(self.bound.params))
         self._emit({"event": "run_started", "run_id": self.run_id, "nodes": len(order)})
-        waiting = {node: sum(1 for parent in self.bound.graph.predecessors(node)) for node in order}
+        # a node becomes ready once every upstream node has all its elements settled
+        waiting = {node: self.bound.graph.in_degree(node) for node in order}
         ready = deque(node for node in order if waiting[node] == 0)
+
+        def release_children(finished_nodes: list[str]) -> None:
+            for finished in finished_nodes:
+                for child in self.bound.graph.successors(finished):
+                    if child in waiting:
+                        waiting[child] -= 1
+                        if waiting[child] == 0:
+                            ready.append(child)
+
         status = "succeeded"
         try:
             with ThreadPoolExecutor(max_workers=max(1, self.options.workers), thread_name_prefix="reelgraph") as pool:
                 while ready or self._running or self._queue:
                     while ready:
-                        for finished in self._start_node(ready.popleft()):
-                            for child in self.bound.graph.successors(finished):
-                                if child in waiting:
-                                    waiting[child] -= 1
-                                    if waiting[child] == 0:
-                                        ready.append(child)
+                        release_children(self._start_node(ready.popleft()))
                     self._dispatch(pool)
                     self._flush_records()
                     if not self._running:
                         continue
                     done, _ = wait(list(self._running), timeout=0.5, return_when=FIRST_COMPLETED)
                     for future in done:
-                        for finished in self._complete(future):
-                            for child in self.bound.graph.successors(finished):
-                                if child in waiting:
-                                    waiting[child] -= 1
-                                    if waiting[child] == 0:
-                                        ready.append(child)
-        except KeyboardInterrupt:
+                        release_children(self._complete(future))
+        except BaseException:
             self.cancelled.set()
             status = "interrupted"
             raise
@@ -220,11 +225,17 @@ class Runner:
             self._emit({"event": "node_started", "node": work.node.id, "element": work.element, "type": work.node_type.id})
             future = pool.submit(self._execute, work, work.node.id in self.options.force)
             self._running[future] = (work, time.perf_counter())
-        if self._queue and not self._running:
-            work = self._queue[0]
-            raise RuntimeError(
-                f"node {work.node.id!r} needs resources {dict(work.node_type.resources)} beyond the limits {dict(self.options.limits)}"
-            )
+
+    def _check_limits(self, order: list[str]) -> None:
+        """A node needing more of a resource than its limit could never start: refuse up front."""
+        for node_id in order:
+            node_type = self.bound.nodes[node_id].node_type
+            for name, amount in (node_type.resources if node_type else {}).items():
+                if amount > self.options.limits.get(name, amount):
+                    raise RunConfigError(
+                        f"node {node_id!r} ({node_type.id}) needs {amount} of resource {name!r}"  # type: ignore[union-attr]
+                        f" but the limit is {self.options.limits[name]}"
+                    )
 
     def _resources_free(self, work: ElementWork) -> bool:
         limits = self.options.limits

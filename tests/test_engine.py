@@ -246,3 +246,17 @@ def test_file_literal_is_keyed_by_content(run_recipe, tmp_path):
     assert executed(run_recipe(document)) == set()
     Image.new("RGB", (32, 32), "blue").save(image_path)
     assert executed(run_recipe(document)) == {("clip", None)}
+
+
+def test_a_node_needing_more_than_a_limit_is_refused_before_anything_runs(tmp_path):
+    import pytest
+
+    from reelgraph.engine.runner import RunConfigError
+
+    greedy = dataclasses.replace(testnodes.mix, resources={"gpu": 2})
+    engine = Engine(tmp_path / "greedy")
+    bound = bind_recipe(parse_recipe(chain()), NodeRegistry([greedy]))
+    with pytest.raises(RunConfigError, match="needs 2 of resource 'gpu' but the limit is 1"):
+        engine.run(bound, RunOptions(limits={"gpu": 1}))
+    assert engine.records.runs() == []
+    engine.close()
