@@ -4,15 +4,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+PYTHON="${PYTHON:-python3}"
+APT_PACKAGES=()
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then APT_PACKAGES+=(ffmpeg); fi
+# Debian's own python3 ships venv/ensurepip separately
+if [ ! -x .venv/bin/python ] && ! "$PYTHON" -c "import ensurepip, venv" 2>/dev/null; then APT_PACKAGES+=(python3-venv); fi
+if [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
     SUDO=""
     if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-    echo "setup: installing ffmpeg with apt-get" >&2
+    echo "setup: installing ${APT_PACKAGES[*]} with apt-get" >&2
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null
 fi
 
-PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
