@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 ExecStatus = Literal["executed", "cached", "failed", "skipped"]
-RunStatus = Literal["running", "succeeded", "failed", "interrupted"]
+RunStatus = Literal["running", "succeeded", "failed", "cancelled", "interrupted"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

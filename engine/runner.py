@@ -38,12 +38,15 @@ class RunOptions:
     force: frozenset[str] = frozenset()  # node ids to execute even when cached
     outputs: tuple[str, ...] | None = None  # subset of the recipe's outputs; None = all
     on_event: Callable[[Event], None] | None = None
+    run_id: str | None = None  # a caller (e.g. the API server) may choose the id
+    # Set it to cancel: nothing new starts, running implementations see ctx.cancelled.
+    cancel: threading.Event | None = None
 
 
 @dataclass
 class RunResult:
     run_id: str
-    status: str  # succeeded | failed | interrupted
+    status: str  # succeeded | failed | cancelled | interrupted
     executions: list[Execution]
     outputs: dict[str, PortValue]
     seconds: float
@@ -105,9 +108,9 @@ class Runner:
         self.store = store
         self.records = records
         self.options = options
-        self.run_id = uuid.uuid4().hex[:12]
+        self.run_id = options.run_id or uuid.uuid4().hex[:12]
         self.work_dir = work_root / self.run_id
-        self.cancelled = threading.Event()
+        self.cancelled = options.cancel or threading.Event()
         self._values: dict[str, Mapping[str, PortValue]] = {}
         self._executions: list[Execution] = []
         self._unrecorded: list[Execution] = []
@@ -146,6 +149,11 @@ class Runner:
         try:
             with ThreadPoolExecutor(max_workers=max(1, self.options.workers), thread_name_prefix="reelgraph") as pool:
                 while ready or self._running or self._queue:
+                    if self.cancelled.is_set():
+                        ready.clear()
+                        self._queue.clear()
+                        if not self._running:
+                            break
                     while ready:
                         release_children(self._start_node(ready.popleft()))
                     self._dispatch(pool)
@@ -161,13 +169,15 @@ class Runner:
             raise
         finally:
             self._flush_records()
-            if status != "interrupted" and any(e.status in ("failed", "skipped") for e in self._executions):
+            if status != "interrupted" and self.cancelled.is_set():
+                status = "cancelled"
+            elif status != "interrupted" and any(e.status in ("failed", "skipped") for e in self._executions):
                 status = "failed"
             self.records.finish_run(self.run_id, status)  # type: ignore[arg-type]
             shutil.rmtree(self.work_dir, ignore_errors=True)
             self._emit({"event": "run_finished", "run_id": self.run_id, "status": status})
         outputs = {
-            name: self._values[link.node][str(link.output)]
+            name: self._values[link.node][str(link.output)] if link.node in self._values else PortValue([FAILED], False)
             for name, link in self.bound.outputs.items()
             if self.options.outputs is None or name in self.options.outputs
         }

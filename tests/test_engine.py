@@ -260,3 +260,33 @@ def test_a_node_needing_more_than_a_limit_is_refused_before_anything_runs(tmp_pa
         engine.run(bound, RunOptions(limits={"gpu": 1}))
     assert engine.records.runs() == []
     engine.close()
+
+
+def test_cancel_stops_new_work_and_keeps_finished_results(run_recipe, tmp_path, monkeypatch):
+    import threading
+
+    cancel = threading.Event()
+    log = tmp_path / "log"
+    monkeypatch.setenv("REELGRAPH_TEST_LOG", str(log))
+    document = {
+        "name": "cancel",
+        "nodes": {
+            "split": {"type": "text.split", "inputs": {"text": ",".join(f"x{i}" for i in range(8)), "separator": ","}},
+            "slow": {"type": "test.slow", "inputs": {"text": {"link": ["split", "items"]}, "seconds": 0.2}},
+            "count": {"type": "test.count", "inputs": {"items": {"link": ["slow", "text"]}}},
+        },
+        "outputs": {"count": {"link": ["count", "count"]}},
+    }
+
+    def on_event(event):
+        if event["event"] == "node_finished" and event["node"] == "slow":
+            cancel.set()
+
+    result = run_recipe(document, workers=2, cancel=cancel, on_event=on_event, run_id="chosen-id")
+    assert result.status == "cancelled" and result.run_id == "chosen-id"
+    finished = [e for e in result.executions if e.node == "slow"]
+    assert 1 <= len(finished) < 8 and "count" not in {e.node for e in result.executions}
+    # what finished before the cancel is cached for the next run
+    again = run_recipe(document, workers=2)
+    assert again.status == "succeeded"
+    assert not ({("slow", e.element) for e in finished if e.status == "executed"} & executed(again))
