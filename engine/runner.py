@@ -20,7 +20,7 @@ from typing import Any
 import networkx as nx
 
 from ..graphs.validate import BoundNode, BoundRecipe
-from ..nodes.types import NodeContext, NodeFailure
+from ..nodes.types import FILE_TYPES, NodeContext, NodeFailure, NodeType, type_label, value_matches
 from .canonical import digest_bytes
 from .expand import ElementWork, ExpandError, LiteralFiles, expand
 from .records import Execution, RunRecords
@@ -91,6 +91,18 @@ def needed_nodes(bound: BoundRecipe, outputs: Iterable[str] | None) -> list[str]
 
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:80]
+
+
+def _check_input_types(node_type: NodeType, docs: Mapping[str, Any]) -> None:
+    """Values that arrived through a json link are only now known to fit (or not) their input."""
+    for port in node_type.inputs:
+        if port.type in FILE_TYPES or port.type == "json":
+            continue
+        doc = docs[port.name]
+        values = doc if port.is_list and isinstance(doc, list) else [doc]
+        for value in values:
+            if not (value is None and port.optional) and not value_matches(value, port.type):
+                raise NodeFailure(f"input {port.name!r} takes {type_label(port)}, got {type(value).__name__} {value!r:.40}")
 
 
 class Runner:
@@ -357,6 +369,7 @@ class Runner:
             step = "prepare inputs"
             try:
                 node_type = work.node_type
+                _check_input_types(node_type, work.input_docs)
                 kwargs = {
                     port.name: decode_input(self.store, port, work.input_docs[port.name]) for port in node_type.inputs
                 }

@@ -249,7 +249,13 @@ def _param_fits(param: ParamSpec, port: Port) -> bool:
 
 
 def _types_compatible(source: str, target: str) -> bool:
-    if source == target or target == "json" and source not in FILE_TYPES:
+    """Whether a value of type ``source`` may flow into an input of type ``target``.
+
+    A ``json`` value may feed a scalar input (e.g. a field picked out of a script); its actual
+    type is checked when the node runs, like ComfyUI's ``*`` outputs."""
+    if source == target:
+        return True
+    if source not in FILE_TYPES and (target == "json" or source == "json" and target not in FILE_TYPES):
         return True
     if target == "number" and source == "integer":
         return True

@@ -82,3 +82,22 @@ def test_comfyui_nodes_fail_with_a_plain_reason_until_a_backend_exists(run_recip
         "step": "dispatch",
         "cause": "comfy:KSampler is a ComfyUI node; it runs on a ComfyUI backend, and this engine has none configured",
     }
+
+
+def test_json_values_feed_typed_inputs_and_are_checked_when_the_node_runs(run_recipe):
+    document = {
+        "name": "picks",
+        "nodes": {
+            "items": {"type": "json.items", "inputs": {"value": {"literal": [{"s": 1.5}, {"s": 2}, {"s": "x"}]}}},
+            "pick": {"type": "json.pick", "inputs": {"value": {"link": ["items", "items"]}, "path": "s"}},
+            "total": {"type": "number.sum", "inputs": {"values": {"link": ["pick", "value"]}}},
+            "card": {"type": "image.title_card", "inputs": {"text": {"link": ["pick", "value"]}, "width": 64, "height": 64}},
+        },
+        "outputs": {"total": {"link": ["total", "sum"]}, "card": {"link": ["card", "image"]}},
+    }
+    result = run_recipe(document)
+    by_key = {(e.node, e.element): e for e in result.executions}
+    assert by_key[("total", None)].status == "failed"
+    assert by_key[("total", None)].error["cause"] == "input 'values' takes list of number, got str 'x'"
+    assert by_key[("card", 2)].status == "executed"  # "x" is a string: fine for a text input
+    assert by_key[("card", 0)].error["cause"] == "input 'text' takes string, got float 1.5"

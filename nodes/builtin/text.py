@@ -101,3 +101,14 @@ def json_items(ctx: NodeContext, value: Any) -> dict[str, Any]:
     if not isinstance(value, list):
         raise NodeFailure(f"input 'value' must be a JSON array, got {type(value).__name__}")
     return {"items": value}
+
+
+@node_type(
+    "number.sum",
+    category="data",
+    inputs=[Port("values", "number", is_list=True)],
+    outputs=[Port("sum", "number")],
+)
+def number_sum(ctx: NodeContext, values: list[float]) -> dict[str, Any]:
+    """Add up a list of numbers (e.g. scene durations into a total)."""
+    return {"sum": float(sum(values))}
