@@ -36,13 +36,21 @@ class ElementWork:
     blocked_by: str | None = None  # upstream node whose failure blocks this element
 
 
-class LiteralFiles:
-    """Ingests file literals (paths in the recipe) once per run; the key follows their bytes."""
+class KeyContext:
+    """What keys need from outside the graph, gathered once per run: the bytes of file literals
+    (paths in the recipe) and each node type's environment fingerprint (which may run a tool, and
+    may change between runs of a long-lived process, e.g. a config edit under the API server)."""
 
     def __init__(self, store: ArtifactStore, base_dir: Path) -> None:
         self._store = store
         self._base = base_dir
         self._docs: dict[str, Any] = {}
+        self._environments: dict[str, Mapping[str, Any]] = {}
+
+    def environment(self, node_type: NodeType) -> Mapping[str, Any]:
+        if node_type.id not in self._environments:
+            self._environments[node_type.id] = dict(node_type.environment()) if node_type.environment else {}
+        return self._environments[node_type.id]
 
     def doc(self, value: Any) -> Any:
         if value is None:
@@ -53,9 +61,9 @@ class LiteralFiles:
         return self._docs[path]
 
 
-def _literal_doc(port: Port, value: Any, files: LiteralFiles) -> Any:
+def _literal_doc(port: Port, value: Any, context: KeyContext) -> Any:
     if port.type in FILE_TYPES:
-        return [files.doc(v) for v in value] if port.is_list else files.doc(value)
+        return [context.doc(v) for v in value] if port.is_list else context.doc(value)
     return normalize_literal(port, value)
 
 
@@ -63,7 +71,7 @@ def expand(
     node: BoundNode,
     node_type: NodeType,
     upstream: Mapping[str, Mapping[str, PortValue]],
-    files: LiteralFiles,
+    context: KeyContext,
 ) -> list[ElementWork]:
     """The executions of ``node`` given its upstream outputs; raises ExpandError on bad fan-out."""
     fixed: dict[str, tuple[Any, str]] = {}
@@ -84,10 +92,10 @@ def expand(
                     blocked_by = value.node
                 fixed[port.name] = (port_value.elements[0], port_value.digest(0))
         else:
-            doc = _literal_doc(port, value, files)
+            doc = _literal_doc(port, value, context)
             fixed[port.name] = (doc, digest_json(doc))
     if not fanned:
-        return [_work(node, node_type, None, fixed, {}, blocked_by)]
+        return [_work(node, node_type, None, fixed, {}, blocked_by, context)]
     lengths = {name: len(value.elements) for name, value in fanned.items()}
     if len(set(lengths.values())) > 1:
         sizes = ", ".join(f"{name!r} has {count}" for name, count in sorted(lengths.items()))
@@ -99,7 +107,7 @@ def expand(
         element_blocked = blocked_by or next(
             (node.inputs[name].node for name, (doc, _) in picked.items() if doc is FAILED), None
         )
-        works.append(_work(node, node_type, index, fixed, picked, element_blocked))
+        works.append(_work(node, node_type, index, fixed, picked, element_blocked, context))
     return works
 
 
@@ -110,8 +118,9 @@ def _work(
     fixed: Mapping[str, tuple[Any, str]],
     picked: Mapping[str, tuple[Any, str]],
     blocked_by: str | None,
+    context: KeyContext,
 ) -> ElementWork:
     docs = {name: doc for name, (doc, _) in fixed.items()} | {name: doc for name, (doc, _) in picked.items()}
     digests = {name: digest for name, (_, digest) in fixed.items()} | {n: d for n, (_, d) in picked.items()}
-    document = key_document(node_type, digests, node.spec.nonce)
+    document = key_document(node_type, digests, node.spec.nonce, context.environment(node_type))
     return ElementWork(node, node_type, element, docs, document, action_key(document), blocked_by)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,28 +11,17 @@ from .canonical import digest_json
 # Bump when the shape of the key document changes: every cached result becomes a miss.
 KEY_SCHEMA = 1
 
-_env_lock = threading.Lock()
-_env_cache: dict[str, Mapping[str, Any]] = {}
 
-
-def environment_of(node_type: NodeType) -> Mapping[str, Any]:
-    """The node type's environment fingerprint, computed once per process (it may run a tool)."""
-    if node_type.environment is None:
-        return {}
-    with _env_lock:
-        if node_type.id not in _env_cache:
-            _env_cache[node_type.id] = dict(node_type.environment())
-        return _env_cache[node_type.id]
-
-
-def key_document(node_type: NodeType, input_digests: Mapping[str, str], nonce: int) -> dict[str, Any]:
+def key_document(
+    node_type: NodeType, input_digests: Mapping[str, str], nonce: int, environment: Mapping[str, Any]
+) -> dict[str, Any]:
     """Everything that decides a node's outputs, and nothing else: node ids never enter it."""
     document: dict[str, Any] = {
         "schema": KEY_SCHEMA,
         "type": node_type.id,
         "impl": node_type.impl_version,
         "inputs": dict(input_digests),
-        "env": environment_of(node_type),
+        "env": dict(environment),
     }
     if not node_type.deterministic:
         document["nonce"] = nonce

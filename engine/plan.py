@@ -7,7 +7,7 @@ from typing import Any
 
 from ..graphs.validate import BoundRecipe
 from ..nodes.types import NodeFailure
-from .expand import ExpandError, LiteralFiles, expand
+from .expand import ExpandError, KeyContext, expand
 from .keys import why_dirty
 from .records import RunRecords
 from .runner import needed_nodes
@@ -38,7 +38,7 @@ def plan(
     """Walk the needed nodes in order. A node whose upstream must run first cannot be keyed yet:
     its key depends on bytes that do not exist, so it is reported as waiting on that node."""
     previous = records.last_key_docs(bound.recipe.name or "unnamed")
-    files = LiteralFiles(store, bound.base_dir)
+    key_context = KeyContext(store, bound.base_dir)
     known: dict[str, dict[str, PortValue]] = {}
     blocked_by: dict[str, str] = {}
     entries: list[PlanEntry] = []
@@ -54,7 +54,7 @@ def plan(
             entries.append(PlanEntry(node_id, type_id, None, "run", "ComfyUI node: runs on a ComfyUI backend"))
             continue
         try:
-            works = expand(node, node.node_type, known, files)
+            works = expand(node, node.node_type, known, key_context)
         except (ExpandError, NodeFailure, OSError) as exc:
             entries.append(PlanEntry(node_id, type_id, None, "run", f"will fail: {exc}"))
             continue

@@ -22,7 +22,7 @@ import networkx as nx
 from ..graphs.validate import BoundNode, BoundRecipe
 from ..nodes.types import FILE_TYPES, NodeContext, NodeFailure, NodeType, type_label, value_matches
 from .canonical import digest_bytes
-from .expand import ElementWork, ExpandError, LiteralFiles, expand
+from .expand import ElementWork, ExpandError, KeyContext, expand
 from .records import Execution, RunRecords
 from .store import ActionResult, ArtifactStore
 from .values import FAILED, OutputError, PortValue, assemble_outputs, blobs_in, decode_input, encode_output
@@ -133,7 +133,7 @@ class Runner:
         self._running: dict[Future[tuple[ActionResult, bool]], tuple[ElementWork, float]] = {}
         self._inflight: dict[str, list[ElementWork]] = {}  # key -> works waiting on the one running it
         self._held: dict[str, int] = defaultdict(int)
-        self._files = LiteralFiles(store, bound.base_dir)
+        self._key_context = KeyContext(store, bound.base_dir)
 
     # ---- public -------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -206,7 +206,7 @@ class Runner:
             self._fail_whole_node(node, "dispatch", cause)
             return [node_id]
         try:
-            works = expand(node, node.node_type, self._values, self._files)
+            works = expand(node, node.node_type, self._values, self._key_context)
         except (ExpandError, NodeFailure, OSError) as exc:
             self._fail_whole_node(node, "prepare inputs", str(exc))
             return [node_id]

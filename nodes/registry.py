@@ -60,9 +60,10 @@ def default_registry() -> NodeRegistry:
     """Built-ins and installed plugins, loaded once per process."""
     global _default
     if _default is None:
-        from .builtin import NODE_TYPES
+        from .builtin import NODE_TYPES as BUILTIN_TYPES
+        from .pipeline import NODE_TYPES as PIPELINE_TYPES
 
-        registry = NodeRegistry(NODE_TYPES)
+        registry = NodeRegistry([*BUILTIN_TYPES, *PIPELINE_TYPES])
         registry.load_entry_points()
         _default = registry
     return _default

@@ -12,7 +12,7 @@ import requests
 
 from ..types import NodeFailure
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})  # 529: Anthropic "overloaded"
 
 
 class ProviderError(NodeFailure):
