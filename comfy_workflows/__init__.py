@@ -1,5 +1,12 @@
-"""ComfyUI backend: workflow fragments, compiler, client and managed instances.
+"""ComfyUI backend: node schemas and validation, workflow fragments and compiler, client, test server.
 
-Not built yet. Recipes already carry ComfyUI nodes (``comfy:<class_type>``, imported from API-format
-workflows by ``reelgraph import``); the engine reports them as needing a ComfyUI backend.
+* ``schema`` — parse ``/object_info`` (both combo encodings) and apply ComfyUI's own prompt
+  validation (``check_prompt`` gives the server's error JSON; ``validate_workflow`` plain messages).
+* ``compiler`` + ``fragments/*.json`` — Wan 2.1/2.2, HunyuanVideo, SDXL/Flux stills, RIFE VFI or core
+  FrameInterpolate, SaveVideo or VHS_VideoCombine, compiled and checked for one instance.
+* ``errors`` — the backend's failures, and ComfyUI error payloads mapped back to recipe nodes.
+* ``client`` — submit, follow (WebSocket, /history polling fallback), upload, download.
+* ``testserver`` — a ComfyUI-protocol server with CPU stand-in nodes, for tests.
+
+Not here yet: managed instances, pools and dispatch, provisioning, engine placement.
 """

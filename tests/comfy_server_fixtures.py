@@ -1,0 +1,76 @@
+"""Shared helpers for the ComfyUI backend tests: the real /object_info dumps and test servers."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reelgraph.comfy_workflows.schema import ObjectInfo, with_model_files
+
+SHARED_COMFY = Path(__file__).resolve().parents[2] / "shared" / "comfy"
+WITH_MODELS = "object_info-0.26.0-with-models.json"
+NO_MODELS = "object_info-0.26.0.json"
+OLD = "object_info-0.3.64.json"
+
+@functools.cache
+def raw_dump(name: str) -> dict[str, Any]:
+    path = SHARED_COMFY / name
+    if not path.is_file():
+        pytest.skip(f"real /object_info dump {path} not found (../shared/comfy is absent); conformance not checked")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def dump(name: str) -> ObjectInfo:
+    return ObjectInfo(raw_dump(name))
+
+
+@functools.cache
+def full_instance(name: str) -> ObjectInfo:
+    """A dump as if every model file our compiler names were installed."""
+    from reelgraph.comfy_workflows.compiler import STILL_MODELS, VIDEO_MODELS  # noqa: PLC0415
+
+    files: dict[str, list[str]] = {}
+    folders = {"unet": "diffusion_models", "unet_high": "diffusion_models", "unet_low": "diffusion_models",
+               "text_encoder": "text_encoders", "clip_l": "text_encoders", "llm": "text_encoders",
+               "vae": "vae", "clip_vision": "clip_vision", "checkpoint": "checkpoints",
+               "lora_high": "loras", "lora_low": "loras"}
+    for model in [*VIDEO_MODELS.values(), *STILL_MODELS.values()]:
+        for role, filename in model.files.items():
+            files.setdefault(folders[role], []).append(filename)
+    files["frame_interpolation"] = ["film_net_fp16.safetensors"]
+    return ObjectInfo(with_model_files(raw_dump(name), files))
+
+
+class ServerProcess:
+    """The test server as its own process (so that a crash can really kill it)."""
+
+    def __init__(self, root: Path, object_info: str = WITH_MODELS, faults: dict[str, Any] | None = None) -> None:
+        raw_dump(object_info)  # skips when the dumps are absent
+        command = [sys.executable, "-m", "reelgraph.comfy_workflows.testserver", "--object-info",
+                   str(SHARED_COMFY / object_info), "--root", str(root), "--port", "0",
+                   "--faults", json.dumps(faults or {})]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + 30
+        line = ""
+        while time.monotonic() < deadline and "To see the GUI go to:" not in line:
+            line = self.process.stdout.readline() if self.process.stdout else ""
+            if not line and self.process.poll() is not None:
+                raise RuntimeError(f"test server exited: {self.process.stderr.read() if self.process.stderr else ''}")
+        self.url = line.split("go to:", 1)[1].strip()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream:
+                stream.close()
