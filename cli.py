@@ -106,6 +106,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("run_id", nargs="?")
     sub.add_argument("--limit", type=int, default=20)
     sub.set_defaults(handler=_cmd_runs)
+
+    sub = commands.add_parser("serve", help="run the Engine API server (HTTP, under /v1)")
+    sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need tokens)")
+    sub.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    sub.add_argument("--workers", type=int, default=2, help="runs executed at once (default 2)")
+    sub.add_argument("--token-file", type=Path, help="bearer tokens, one per line (also: $REELGRAPH_API_TOKENS)")
+    sub.set_defaults(handler=_cmd_serve)
     return parser
 
 
@@ -438,6 +445,12 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         cause = f"  {e.error['step']}: {e.error['cause']}" if e.error else ""
         print(f"{e.status:8} {e.seconds:8.3f}s  {e.node}{element} ({e.type}){cause}")
     return EXIT_OK
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .server.main import serve
+
+    return serve(args.home, args.host, args.port, args.workers, args.token_file)
 
 
 class Progress:
