@@ -17,7 +17,7 @@ from ..graphs.validate import BoundNode
 from ..nodes.types import FILE_TYPES, NodeType, Port
 from .canonical import digest_json
 from .keys import action_key, key_document
-from .store import ArtifactStore
+from .store import ActionResult, ArtifactStore
 from .values import FAILED, PortValue, ingest_file, normalize_literal
 
 
@@ -124,3 +124,12 @@ def _work(
     digests = {name: digest for name, (_, digest) in fixed.items()} | {n: d for n, (_, d) in picked.items()}
     document = key_document(node_type, digests, node.spec.nonce, context.environment(node_type))
     return ElementWork(node, node_type, element, docs, document, action_key(document), blocked_by)
+
+
+def cached_result(store: ArtifactStore, work: ElementWork) -> ActionResult | None:
+    """The cached result of an execution, unless it lacks an output the type now declares (a type
+    changed its outputs without bumping impl_version): that is a miss, not a crash downstream."""
+    hit = store.get_action(work.key)
+    if hit is None or any(port.name not in hit.outputs for port in work.node_type.outputs):
+        return None
+    return hit

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..graphs.validate import BoundRecipe
 from ..nodes.types import NodeFailure
-from .expand import ExpandError, KeyContext, expand
+from .expand import ExpandError, KeyContext, cached_result, expand
 from .keys import why_dirty
 from .records import RunRecords
 from .runner import needed_nodes
@@ -60,7 +60,7 @@ def plan(
             continue
         results: list[dict[str, Any] | None] = []
         for work in works:
-            hit = None if node_id in force else store.get_action(work.key)
+            hit = None if node_id in force else cached_result(store, work)
             if hit is not None:
                 entries.append(PlanEntry(node_id, type_id, work.element, "cached", "inputs unchanged", work.key))
             else:

@@ -22,10 +22,19 @@ import networkx as nx
 from ..graphs.validate import BoundNode, BoundRecipe
 from ..nodes.types import FILE_TYPES, NodeContext, NodeFailure, NodeType, type_label, value_matches
 from .canonical import digest_bytes
-from .expand import ElementWork, ExpandError, KeyContext, expand
+from .expand import ElementWork, ExpandError, KeyContext, cached_result, expand
 from .records import Execution, RunRecords
 from .store import ActionResult, ArtifactStore
-from .values import FAILED, OutputError, PortValue, assemble_outputs, blobs_in, decode_input, encode_output
+from .values import (
+    FAILED,
+    OutputError,
+    PortValue,
+    assemble_outputs,
+    blobs_in,
+    decode_input,
+    encode_output,
+    input_blob_docs,
+)
 
 Event = dict[str, Any]
 
@@ -224,7 +233,7 @@ class Runner:
             return self._settle(work, "skipped", FAILED, error=("upstream", f"upstream node {work.blocked_by!r} failed"))
         forced = work.node.id in self.options.force
         if not forced:
-            hit = self.store.get_action(work.key)
+            hit = cached_result(self.store, work)
             if hit is not None:
                 return self._settle(work, "cached", hit.outputs)
         if work.key in self._inflight:  # identical work already running: share its result
@@ -360,7 +369,7 @@ class Runner:
         """Runs in a worker thread. Holds the key's store lock so other processes wait, not repeat."""
         with self.store.lock(work.key):
             if not forced:
-                hit = self.store.get_action(work.key)
+                hit = cached_result(self.store, work)
                 if hit is not None:
                     return hit, True
             suffix = "" if work.element is None else f"-{work.element}"
@@ -394,7 +403,11 @@ class Runner:
                 unknown = sorted(set(returned) - {port.name for port in node_type.outputs})
                 if missing or unknown:
                     raise OutputError(f"returned outputs do not match the declaration (missing {missing}, unknown {unknown})")
-                outputs = {port.name: encode_output(self.store, port, returned[port.name], work_dir) for port in node_type.outputs}
+                given = input_blob_docs(self.store, work.input_docs)
+                outputs = {
+                    port.name: encode_output(self.store, port, returned[port.name], work_dir, given)
+                    for port in node_type.outputs
+                }
                 blobs = tuple(b for port in node_type.outputs for b in blobs_in(outputs[port.name], port.type))
                 result = ActionResult(
                     key=work.key,

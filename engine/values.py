@@ -7,7 +7,7 @@ digest is the digest of its canonical document, so a file's digest follows its b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,19 +76,38 @@ def ingest_file(store: ArtifactStore, path: Path, *, move: bool) -> dict[str, An
     return artifact_doc(digest, size, path.suffix.lower())
 
 
-def encode_output(store: ArtifactStore, port: Port, value: Any, work_dir: Path) -> Any:
-    """Check a returned value against its port and turn it into a document (files go to the store)."""
+def encode_output(
+    store: ArtifactStore, port: Port, value: Any, work_dir: Path, inputs: Mapping[str, Any]
+) -> Any:
+    """Check a returned value against its port and turn it into a document (files go to the store).
+
+    ``inputs`` maps the blob paths the node was given to their documents: a node that passes an
+    input file through (a quality gate) returns that same document, extension included."""
     if port.is_list:
         if not isinstance(value, (list, tuple)):
             raise OutputError(f"output {port.name!r} must be a list of {port.type}, got {type(value).__name__}")
-        return [_encode_one(store, port, item, work_dir, f"{port.name}[{i}]") for i, item in enumerate(value)]
-    return _encode_one(store, port, value, work_dir, port.name)
+        return [_encode_one(store, port, item, work_dir, f"{port.name}[{i}]", inputs) for i, item in enumerate(value)]
+    return _encode_one(store, port, value, work_dir, port.name, inputs)
 
 
-def _encode_one(store: ArtifactStore, port: Port, value: Any, work_dir: Path, label: str) -> Any:
+def input_blob_docs(store: ArtifactStore, docs: Mapping[str, Any]) -> dict[str, Any]:
+    """Blob path -> document for every file among a node's input documents."""
+    found: dict[str, Any] = {}
+    for doc in docs.values():
+        for item in doc if isinstance(doc, list) else [doc]:
+            if isinstance(item, dict) and ARTIFACT_KEY in item:
+                found[str(store.blob_path(item[ARTIFACT_KEY]))] = item
+    return found
+
+
+def _encode_one(
+    store: ArtifactStore, port: Port, value: Any, work_dir: Path, label: str, inputs: Mapping[str, Any]
+) -> Any:
     if not value_matches(value, port.type):
         raise OutputError(f"output {label!r} must be {port.type}, got {type(value).__name__}")
     if port.type in FILE_TYPES:
+        if str(value) in inputs:
+            return inputs[str(value)]
         path = Path(value)
         if not path.is_file():
             raise OutputError(f"output {label!r}: file {path} was not written")

@@ -290,3 +290,27 @@ def test_cancel_stops_new_work_and_keeps_finished_results(run_recipe, tmp_path, 
     again = run_recipe(document, workers=2)
     assert again.status == "succeeded"
     assert not ({("slow", e.element) for e in finished if e.status == "executed"} & executed(again))
+
+
+def test_a_passed_through_input_file_keeps_its_document(tmp_path):
+    from reelgraph.nodes.types import Port, node_type
+
+    @node_type("test.gate", inputs=[Port("image", "image")], outputs=[Port("image", "image")])
+    def gate(ctx, image):
+        return {"image": image}  # the read-only blob path it was given
+
+    from reelgraph.nodes.builtin import NODE_TYPES
+
+    engine = Engine(tmp_path / "home")
+    document = {
+        "name": "gate",
+        "nodes": {
+            "card": {"type": "image.title_card", "inputs": {"text": "x", "width": 32, "height": 32}},
+            "gate": {"type": "test.gate", "inputs": {"image": {"link": ["card", "image"]}}},
+        },
+        "outputs": {"card": {"link": ["card", "image"]}, "gate": {"link": ["gate", "image"]}},
+    }
+    result = engine.run(bind_recipe(parse_recipe(document), NodeRegistry([*NODE_TYPES, gate])), RunOptions())
+    assert result.outputs["gate"].elements == result.outputs["card"].elements
+    assert result.outputs["gate"].elements[0]["ext"] == ".png"
+    engine.close()
