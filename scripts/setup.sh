@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Installs what reelgraph needs on a fresh Debian machine: ffmpeg (apt) and a virtualenv in .venv
-# with the package and its test tools. Safe to run again; it skips what is already there.
+# Installs what reelgraph needs on a fresh Debian machine: ffmpeg, espeak-ng (offline voice) and
+# a subtitle font (apt), and a virtualenv in .venv with the package and its test tools.
+# Safe to run again; it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 APT_PACKAGES=()
 if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then APT_PACKAGES+=(ffmpeg); fi
+if ! command -v espeak-ng >/dev/null; then APT_PACKAGES+=(espeak-ng); fi
+if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then APT_PACKAGES+=(fonts-dejavu-core); fi
 # Debian's own python3 ships venv/ensurepip separately
 if [ ! -x .venv/bin/python ] && ! "$PYTHON" -c "import ensurepip, venv" 2>/dev/null; then APT_PACKAGES+=(python3-venv); fi
 if [ "${#APT_PACKAGES[@]}" -gt 0 ]; then

@@ -7,10 +7,14 @@ from .images import NODE_TYPES as IMAGE_TYPES
 from .motion import NODE_TYPES as MOTION_TYPES
 from .music import NODE_TYPES as MUSIC_TYPES
 from .script import NODE_TYPES as SCRIPT_TYPES
+from .subtitles import NODE_TYPES as SUBTITLE_TYPES
+from .voice import NODE_TYPES as VOICE_TYPES
 
 NODE_TYPES: list[NodeType] = [
     *SCRIPT_TYPES,
     *IMAGE_TYPES,
+    *VOICE_TYPES,
+    *SUBTITLE_TYPES,
     *MOTION_TYPES,
     *MUSIC_TYPES,
     *COMPOSE_TYPES,
