@@ -50,7 +50,7 @@ def _pcm(audio: Any, samples: int) -> Any:
 @node_type(
     "video.segment",
     category="video",
-    impl_version="1",
+    impl_version="2",
     inputs=[
         Port("video", "video", description="the scene's clip"),
         Port("audio", "audio", description="the scene's narration (any rate and channels)"),
@@ -64,7 +64,10 @@ def _pcm(audio: Any, samples: int) -> Any:
         Port("resolution", "string", optional=True, default="",
              description="'' or " + " | ".join(RESOLUTIONS) + " (9:16, overrides width/height)"),
     ],
-    outputs=[Port("video", "video", description="MP4 segment that joins others by stream copy")],
+    outputs=[
+        Port("video", "video", description="MP4 segment that joins others by stream copy"),
+        Port("seconds", "number", description="its exact length (whole frames): sum these for the final video"),
+    ],
     resources={"ffmpeg": 1},
     environment=ffmpeg_environment,
 )
@@ -112,7 +115,7 @@ def segment(
         picture, sound, str(out), r=fps, movflags="+faststart", **encode.args(), **AUDIO_CODEC
     )
     run_ffmpeg(stream, f"encode the segment ({width}x{height}, {frames} frames at {fps} fps)")
-    return {"video": out}
+    return {"video": out, "seconds": frames / fps}
 
 
 # Stream facts that must agree for segments to join by stream copy.
