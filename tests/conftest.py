@@ -17,6 +17,7 @@ from reelgraph.nodes.builtin import NODE_TYPES as BUILTIN_TYPES
 from reelgraph.nodes.registry import NodeRegistry
 
 from reelgraph.tests.helpers import cli_env
+from reelgraph.tests.loopback_http import loopback  # noqa: F401  (fixture shared by provider tests)
 from reelgraph.tests.plugins.testnodes import NODE_TYPES as TEST_TYPES
 
 REPO = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from reelgraph.tests.helpers import TEMPLATES, read_report, report_executed
+from reelgraph.tests.helpers import read_report, report_executed
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("ffmpeg") and shutil.which("espeak-ng")), reason="needs ffmpeg and espeak-ng (scripts/setup.sh)"

@@ -15,7 +15,7 @@ from reelgraph.nodes.pipeline.script import script_llm
 from reelgraph.nodes.providers.config import CONFIG_ENV
 from reelgraph.nodes.registry import NodeRegistry
 from reelgraph.nodes.types import NodeContext, NodeFailure
-from reelgraph.tests.test_safe_download import Loopback, json_reply, loopback  # noqa: F401 (fixture)
+from reelgraph.tests.loopback_http import Loopback, json_reply
 
 SCRIPT = {
     "title": "Why the sky is blue",

@@ -14,7 +14,7 @@ from reelgraph.nodes.providers.search_base import ImageCandidate, looks_watermar
 from reelgraph.nodes.providers.search_stock import search_pexels, search_pixabay
 from reelgraph.nodes.providers.search_web import search_brave, search_google, search_serpapi
 from reelgraph.nodes.types import NodeContext, NodeFailure
-from reelgraph.tests.test_safe_download import Loopback, image_bytes, image_reply, json_reply, loopback  # noqa: F401
+from reelgraph.tests.loopback_http import Loopback, image_bytes, image_reply, json_reply
 
 KEYS = ("PEXELS_API_KEY", "PIXABAY_API_KEY", "BRAVE_API_KEY", "SERPAPI_API_KEY", "GOOGLE_CSE_KEY", "GOOGLE_CSE_ID")
 W, H = 64, 112  # the requested frame in these tests (portrait)

@@ -248,7 +248,6 @@ def main(argv: list[str] | None = None) -> int:
 
             prober = threading.Thread(target=probes, daemon=True)
             prober.start()
-            load_started = time.perf_counter()
             samples = open_loop(args.rate, seconds, args.senders, submit)
             load_over.set()
             prober.join(60)
