@@ -7,7 +7,10 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from ..comfy_workflows.pool import ComfyPool
 
 ValueType = Literal["string", "integer", "number", "boolean", "json", "image", "video", "audio", "file"]
 VALUE_TYPES: tuple[str, ...] = ValueType.__args__  # type: ignore[attr-defined]
@@ -39,7 +42,8 @@ class Port:
 
 
 class NodeContext:
-    """What an implementation gets besides its inputs: its own work directory and progress."""
+    """What an implementation gets besides its inputs: its own work directory and progress, and
+    the run's ComfyUI pool (``comfy``) when it has one, for node types with a ComfyUI placement."""
 
     def __init__(
         self,
@@ -48,12 +52,14 @@ class NodeContext:
         element: int | None,
         report_progress: Callable[[float, str], None] | None = None,
         cancelled: threading.Event | None = None,
+        comfy: ComfyPool | None = None,
     ) -> None:
         self.work_dir = work_dir
         self.node_id = node_id
         self.element = element
         self._report_progress = report_progress
         self.cancelled = cancelled or threading.Event()
+        self.comfy = comfy
 
     def progress(self, fraction: float, message: str = "") -> None:
         if self._report_progress is not None:

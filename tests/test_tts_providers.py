@@ -147,7 +147,7 @@ def elevenlabs(serve, monkeypatch) -> Provider:
     server = serve(lambda record: elevenlabs_answer(record, server))
     monkeypatch.setenv("ELEVENLABS_API_KEY", KEY)
     monkeypatch.setenv("REELGRAPH_ELEVENLABS_BASE_URL", server.url)
-    monkeypatch.delenv("REELGRAPH_ELEVENLABS_MODEL", raising=False)
+    monkeypatch.delenv("REELGRAPH_PROVIDERS_CONFIG", raising=False)
     return server
 
 
@@ -171,8 +171,10 @@ def test_elevenlabs_sends_the_spoken_form_and_maps_character_times_to_display_wo
     assert out["duration"] == pytest.approx(ends[-1], abs=1e-3)
 
 
-def test_elevenlabs_voice_speed_and_model_come_from_the_inputs_and_environment(elevenlabs, tmp_path, monkeypatch):
-    monkeypatch.setenv("REELGRAPH_ELEVENLABS_MODEL", "eleven_flash_v2_5")
+def test_elevenlabs_voice_speed_and_model_come_from_the_inputs_and_provider_config(elevenlabs, tmp_path, monkeypatch):
+    config = tmp_path / "providers.toml"
+    config.write_text('[tts.elevenlabs]\nmodel = "eleven_flash_v2_5"\n')
+    monkeypatch.setenv("REELGRAPH_PROVIDERS_CONFIG", str(config))
     _speak(tmp_path, "Hi there", "elevenlabs", voice_id="voice/with?odd#chars", speed=1.1)
     (request,) = elevenlabs.requests
     assert request["path"] == "/v1/text-to-speech/voice%2Fwith%3Fodd%23chars/with-timestamps"
@@ -267,7 +269,7 @@ def openai(serve, monkeypatch, tmp_path) -> tuple[Provider, OpenAIVoice]:
     server = serve(lambda record: speaker(record, server))
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("REELGRAPH_OPENAI_BASE_URL", server.url + "/v1")
-    monkeypatch.delenv("REELGRAPH_OPENAI_TTS_MODEL", raising=False)
+    monkeypatch.delenv("REELGRAPH_PROVIDERS_CONFIG", raising=False)
     return server, speaker
 
 

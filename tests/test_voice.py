@@ -200,4 +200,14 @@ def test_environment_names_the_espeak_version():
     environment = voice.tts_environment()
     version = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, check=True).stdout
     assert environment["espeak-ng"].split()[-1] in version
-    assert environment["openai_tts_model"] and environment["elevenlabs_model"]
+    assert environment["tts"]["openai"]["model"] and environment["tts"]["elevenlabs"]["voice"]
+
+
+def test_a_model_change_in_the_provider_config_changes_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("REELGRAPH_PROVIDERS_CONFIG", raising=False)
+    before = voice.tts_environment()
+    config = tmp_path / "providers.toml"
+    config.write_text('[tts.openai]\nmodel = "tts-1-hd"\n')
+    monkeypatch.setenv("REELGRAPH_PROVIDERS_CONFIG", str(config))
+    after = voice.tts_environment()
+    assert after["tts"]["openai"]["model"] == "tts-1-hd" and after != before

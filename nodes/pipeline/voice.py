@@ -17,6 +17,7 @@ import numpy as np
 
 from ..builtin.ffmpeg_tools import ffmpeg_environment, run_ffmpeg
 from ..providers import tts_elevenlabs, tts_espeak, tts_openai
+from ..providers.config import load_config
 from ..providers.tts_base import Speech, TTSProvider
 from ..types import NodeContext, NodeFailure, NodeType, Port, node_type
 from .speech_text import SpokenText, spoken_form
@@ -30,13 +31,13 @@ PROVIDERS: dict[str, TTSProvider] = {
 
 
 def tts_environment() -> dict[str, Any]:
-    # Model ids are configuration, not inputs: they enter the key here so a model change reruns.
+    # Models and default voices are configuration, not inputs: they enter the key here so that
+    # changing them in providers.toml reruns the voice.
     return {
         **ffmpeg_environment(),
         "espeak-ng": tts_espeak.espeak_version(),
         "numpy": np.__version__,
-        "elevenlabs_model": tts_elevenlabs.model(),
-        "openai_tts_model": tts_openai.model(),
+        "tts": load_config().tts.model_dump(),
     }
 
 

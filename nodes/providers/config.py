@@ -50,10 +50,21 @@ class LLMConfig(_Table):
     gemini: LLMProviderConfig
 
 
+class TTSProviderConfig(_Table):
+    model: str = Field(min_length=1)
+    voice: str = Field(min_length=1)  # used when a node leaves `voice` empty
+
+
+class TTSConfig(_Table):
+    elevenlabs: TTSProviderConfig
+    openai: TTSProviderConfig
+
+
 class ProvidersConfig(BaseModel):
     # other sections (e.g. another provider family's) may share the file
     model_config = ConfigDict(extra="ignore", frozen=True)
     llm: LLMConfig
+    tts: TTSConfig
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -12,29 +12,32 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
-import os
 from typing import Any
 from urllib.parse import quote
 
+from .config import TTSProviderConfig, load_config
 from .http import ProviderError, base_url, request, secret
 from .tts_base import CharTiming, Speech, check_speed, pcm16_samples
 
 PROVIDER = "elevenlabs"
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
-DEFAULT_MODEL = "eleven_multilingual_v2"
-DEFAULT_VOICE = "JBFqnCBsd6RMkjVDRZzb"  # "George", a premade voice every account has
 OUTPUT_FORMAT = "pcm_24000"
 PCM_RATE = 24000
 
 
+def settings() -> TTSProviderConfig:
+    """Model and default voice from the provider config (providers.toml), never from code."""
+    return getattr(load_config().tts, PROVIDER)
+
+
 def model() -> str:
-    return os.environ.get("REELGRAPH_ELEVENLABS_MODEL", "").strip() or DEFAULT_MODEL
+    return settings().model
 
 
 def synthesize(text: str, voice: str, speed: float) -> Speech:
     check_speed(speed, 0.7, 1.2, "ElevenLabs")
     key = secret("ELEVENLABS_API_KEY", PROVIDER)
-    voice_id = voice or DEFAULT_VOICE
+    voice_id = voice or settings().voice
     base = base_url("REELGRAPH_ELEVENLABS_BASE_URL", DEFAULT_BASE_URL)
     url = f"{base}/v1/text-to-speech/{quote(voice_id, safe='')}/with-timestamps"
     body: dict[str, Any] = {"text": text, "model_id": model()}

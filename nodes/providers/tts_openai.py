@@ -8,24 +8,27 @@ delay or container padding to shift the timings.
 
 from __future__ import annotations
 
-import os
 
 from ..types import NodeFailure
 from . import tts_espeak
+from .config import TTSProviderConfig, load_config
 from .http import ProviderError, base_url, request, secret
 from .tts_align import align_to_reference
 from .tts_base import Speech, check_speed, pcm16_samples
 
 PROVIDER = "openai"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"  # like the OpenAI SDKs' base_url: includes /v1
-DEFAULT_MODEL = "gpt-4o-mini-tts"
-DEFAULT_VOICE = "alloy"
 PCM_RATE = 24000
 MAX_INPUT_CHARS = 4096
 
 
+def settings() -> TTSProviderConfig:
+    """Model and default voice from the provider config (providers.toml), never from code."""
+    return getattr(load_config().tts, PROVIDER)
+
+
 def model() -> str:
-    return os.environ.get("REELGRAPH_OPENAI_TTS_MODEL", "").strip() or DEFAULT_MODEL
+    return settings().model
 
 
 def synthesize(text: str, voice: str, speed: float) -> Speech:
@@ -36,7 +39,7 @@ def synthesize(text: str, voice: str, speed: float) -> Speech:
         )
     key = secret("OPENAI_API_KEY", PROVIDER)
     url = base_url("REELGRAPH_OPENAI_BASE_URL", DEFAULT_BASE_URL) + "/audio/speech"
-    body = {"model": model(), "input": text, "voice": voice or DEFAULT_VOICE, "response_format": "pcm", "speed": speed}
+    body = {"model": model(), "input": text, "voice": voice or settings().voice, "response_format": "pcm", "speed": speed}
     response = request(PROVIDER, "POST", url, headers={"Authorization": f"Bearer {key}"}, json_body=body, timeout=120.0)
     kind = response.headers.get("Content-Type", "")
     if kind.startswith(("application/json", "text/")):
