@@ -69,7 +69,16 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 2), help="parallel executions")
     sub.add_argument("--limit", action="append", default=[], metavar="RESOURCE=N", help="e.g. ffmpeg=1")
     sub.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    sub.add_argument(
+        "--comfy", action="append", default=[], metavar="URL",
+        help="ComfyUI instance for ComfyUI-placed nodes (repeat; default: those `reelgraph comfy up` runs)",
+    )
     sub.set_defaults(handler=_cmd_run)
+
+    from .comfy_workflows.cli import add_arguments as add_comfy_arguments
+
+    sub = commands.add_parser("comfy", help="ComfyUI instances: start and supervise, provision, check a recipe")
+    add_comfy_arguments(sub)
 
     sub = commands.add_parser("cache", help="inspect or collect the cache")
     cache = sub.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
@@ -84,14 +93,18 @@ def _parser() -> argparse.ArgumentParser:
 
     sub = commands.add_parser("export", help="write a recipe as a ComfyUI workflow")
     sub.add_argument("recipe")
-    sub.add_argument("--format", choices=["comfy-api"], default="comfy-api")
+    sub.add_argument("--format", choices=["comfy-api", "comfy-ui"], default="comfy-api")
     sub.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE")
     sub.add_argument("-o", "--output-file", type=Path, help="default: standard output")
+    sub.add_argument("--object-info", help="saved /object_info JSON or a ComfyUI URL (orders stock nodes' widgets)")
     sub.set_defaults(handler=_cmd_export)
 
-    sub = commands.add_parser("import", help="turn a ComfyUI API-format workflow into a recipe")
+    sub = commands.add_parser(
+        "import", help="turn a ComfyUI workflow (UI or API format, or a PNG/MP4 that carries one) into a recipe"
+    )
     sub.add_argument("workflow", type=Path)
     sub.add_argument("--name", help="recipe name (default: the file name)")
+    sub.add_argument("--object-info", help="saved /object_info JSON or a ComfyUI URL (maps stock nodes' widgets)")
     sub.add_argument("-o", "--output-file", type=Path, help="default: standard output")
     sub.set_defaults(handler=_cmd_import)
 
@@ -271,15 +284,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         _fail("--workers must be at least 1")
     progress = None if args.quiet else Progress(sys.stderr)
+    engine = _engine(args)
+    from .comfy_workflows.cli import pool_for_run
+
+    comfy = pool_for_run(args.comfy, engine.home)
     options = RunOptions(
-        workers=args.workers,
+        workers=max(args.workers, comfy.min_workers() + 2) if comfy else args.workers,  # keep every GPU queue full
         limits=limits,
         force=frozenset(args.force),
         outputs=_check_outputs(bound, args.output),
         on_event=progress.on_event if progress else None,
+        comfy=comfy,
     )
-    engine = _engine(args)
-    result = engine.run(bound, options)
+    try:
+        result = engine.run(bound, options)
+    finally:
+        if comfy is not None:
+            comfy.close()
     written = export_outputs(result.outputs, args.out, engine.store)
     counts = {status: sum(1 for e in result.executions if e.status == status) for status in ("executed", "cached", "failed", "skipped")}
     if args.report:
@@ -367,25 +388,50 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     path = _resolve_recipe_path(args.recipe)
     recipe = parse_recipe(path.read_bytes())
-    _write_or_print(recipe_to_api(recipe, _parse_params(args.param, recipe)), args.output_file)
+    params = _parse_params(args.param, recipe)
+    if args.format == "comfy-ui":
+        from .graphs.comfy_ui import OBJECT_INFO_ENV, export_ui, load_object_info
+        from .graphs.model import ParamSpec
+        from .nodes.registry import default_registry
+
+        if recipe.name is None:
+            recipe = recipe.model_copy(update={"name": path.stem})
+        unknown = sorted(set(params) - set(recipe.params))
+        if unknown:
+            _fail(f"--param: the recipe has no parameter {', '.join(map(repr, unknown))}")
+        # given values become the defaults the parameter nodes show
+        updated = {name: ParamSpec.model_validate({**spec.model_dump(exclude_unset=True), "default": params[name]})
+                   if name in params else spec for name, spec in recipe.params.items()}
+        recipe = recipe.model_copy(update={"params": updated})
+        info = load_object_info(args.object_info or os.environ.get(OBJECT_INFO_ENV))
+        _write_or_print(export_ui(recipe, info, default_registry()), args.output_file)
+        return EXIT_OK
+    _write_or_print(recipe_to_api(recipe, params), args.output_file)
     return EXIT_OK
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from .graphs.comfy_api import recipe_from_api
+    from .graphs.comfy_media import is_media, read_embedded_workflow
+    from .graphs.comfy_ui import OBJECT_INFO_ENV, import_workflow, is_ui_format, load_object_info
     from .graphs.errors import GraphError, RecipeInvalid
+    from .nodes.registry import default_registry
 
-    try:
-        document = json.loads(args.workflow.read_bytes())
-    except OSError as exc:
-        _fail(f"cannot read {args.workflow}: {exc.strerror}")
-    except ValueError as exc:
-        raise RecipeInvalid([GraphError("bad_json", "", f"not valid JSON: {exc}")]) from None
+    if is_media(args.workflow):
+        _, document = read_embedded_workflow(args.workflow)
+    else:
+        try:
+            document = json.loads(args.workflow.read_bytes())
+        except OSError as exc:
+            _fail(f"cannot read {args.workflow}: {exc.strerror}")
+        except ValueError as exc:
+            raise RecipeInvalid([GraphError("bad_json", "", f"not valid JSON: {exc}")]) from None
     if not isinstance(document, dict):
-        raise RecipeInvalid([GraphError("bad_structure", "", "an API-format workflow is a JSON object")])
-    if "nodes" in document and "links" in document:
-        _fail("this is a ComfyUI UI-format workflow; export it with 'Export (API)' in ComfyUI and import that file")
-    recipe = recipe_from_api(document, name=args.name or args.workflow.stem)
+        raise RecipeInvalid([GraphError("bad_structure", "", "a ComfyUI workflow is a JSON object")])
+    source = args.object_info or os.environ.get(OBJECT_INFO_ENV)
+    info = load_object_info(source) if is_ui_format(document) else None
+    recipe = import_workflow(document, info, default_registry(), name=args.name or args.workflow.stem)
+    if args.name:  # an explicit name wins over the one an exported workflow carries
+        recipe = recipe.model_copy(update={"name": args.name})
     _write_or_print(recipe.to_json(), args.output_file)
     return EXIT_OK
 

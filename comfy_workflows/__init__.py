@@ -7,6 +7,11 @@
 * ``errors`` — the backend's failures, and ComfyUI error payloads mapped back to recipe nodes.
 * ``client`` — submit, follow (WebSocket, /history polling fallback), upload, download.
 * ``testserver`` — a ComfyUI-protocol server with CPU stand-in nodes, for tests.
+* ``pool`` — ComfyUI instances that node implementations run their workflows through (placement
+  by model, queues kept full, priority, retries, cancellation); ``instances`` — managed ComfyUI
+  processes (one per GPU, readiness, warm-up, restart on a crash); ``placement`` — the ComfyUI
+  path of video.i2v / image.generate / video.interpolate; ``provision`` + ``manifest.toml`` —
+  pinned ComfyUI, custom nodes and model files; ``cli`` — ``reelgraph comfy up | doctor | provision``.
 
-Not here yet: managed instances, pools and dispatch, provisioning, engine placement.
+See README.md in this folder for how the pieces fit and what is not done yet.
 """

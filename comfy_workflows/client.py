@@ -14,6 +14,7 @@ could queue the same work twice.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -136,6 +137,17 @@ class ComfyClient:
     def interrupt(self, prompt_id: str | None = None) -> None:
         self._json("POST", "/api/interrupt", json={"prompt_id": prompt_id} if prompt_id else {})
 
+    def cancel(self, prompt_id: str) -> None:
+        """Stop one prompt: interrupt it if it runs, take it off the queue if it waits (idempotent)."""
+        response = self._http("POST", f"/api/jobs/{prompt_id}/cancel")  # v0.26: both in one call
+        if response.status_code == 200:
+            return
+        queue = self.queue()
+        if any(item[1] == prompt_id for item in queue.get("queue_running", [])):
+            self.interrupt(prompt_id)
+        elif any(item[1] == prompt_id for item in queue.get("queue_pending", [])):
+            self._json("POST", "/api/queue", json={"delete": [prompt_id]})
+
     def free(self, unload_models: bool = True, free_memory: bool = False) -> None:
         self._json("POST", "/api/free", json={"unload_models": unload_models, "free_memory": free_memory})
 
@@ -186,19 +198,25 @@ class ComfyClient:
 
     def run(self, workflow: CompiledWorkflow | Mapping[str, Any], *, node_map: Mapping[str, str] | None = None,
             on_progress: ProgressCallback | None = None, timeout: float = 3600.0, download_to: Path | None = None,
-            extra_data: Mapping[str, Any] | None = None) -> RunResult:
-        """Submit, follow to the end, gather outputs (and download them to ``download_to``)."""
+            extra_data: Mapping[str, Any] | None = None, prompt_id: str | None = None,
+            cancel: threading.Event | None = None) -> RunResult:
+        """Submit, follow to the end, gather outputs (and download them to ``download_to``).
+
+        ``timeout`` counts from submission and again from the moment the prompt starts, so time
+        spent waiting behind another prompt in ComfyUI's queue does not use it up. Setting
+        ``cancel`` interrupts the prompt (or takes it off the queue) and raises ``Interrupted``.
+        """
         if isinstance(workflow, CompiledWorkflow):
             prompt, node_map = workflow.prompt, workflow.node_map if node_map is None else node_map
         else:
             prompt = dict(workflow)
         node_map = dict(node_map or {})
-        prompt_id, client_id = str(uuid.uuid4()), uuid.uuid4().hex
-        deadline = time.monotonic() + timeout
+        prompt_id, client_id = prompt_id or str(uuid.uuid4()), uuid.uuid4().hex
+        follow = _Follow(prompt_id, prompt, node_map, on_progress, time.monotonic() + timeout, timeout, cancel)
         ws = self._connect(client_id)
         try:
             self.submit(prompt, prompt_id=prompt_id, client_id=client_id, node_map=node_map, extra_data=extra_data)
-            entry = self._follow(ws, prompt_id, prompt, node_map, on_progress, deadline)
+            entry = self._follow(ws, follow)
         finally:
             ws.close()
         outputs = collect_outputs(entry, node_map)
@@ -219,29 +237,31 @@ class ComfyClient:
                                f"event socket ({type(exc).__name__})") from None
         return ws
 
-    def _follow(self, ws: websocket.WebSocket, prompt_id: str, prompt: Mapping[str, Any], node_map: Mapping[str, str],
-                on_progress: ProgressCallback | None, deadline: float) -> dict[str, Any]:
-        current: str | None = None
+    def _follow(self, ws: websocket.WebSocket, f: _Follow) -> dict[str, Any]:
+        prompt_id, prompt, node_map = f.prompt_id, f.prompt, f.node_map
 
         def tell(kind: str, node: str | None, **extra: Any) -> None:
-            if on_progress is not None:
+            if f.on_progress is not None:
                 cls = prompt.get(node, {}).get("class_type") if node else None
-                on_progress(ProgressEvent(prompt_id, kind, node, node_map.get(node) if node else None, cls, **extra))
+                f.on_progress(ProgressEvent(prompt_id, kind, node, node_map.get(node) if node else None, cls, **extra))
 
         while True:
-            remaining = deadline - time.monotonic()
+            if f.cancel is not None and f.cancel.is_set():
+                return self._cancel(f)
+            remaining = f.deadline - time.monotonic()
             if remaining <= 0:
-                raise self._timed_out(prompt_id, prompt, current, node_map)
-            ws.settimeout(min(remaining, max(self.poll_interval, 1.0)))
+                raise self._timed_out(prompt_id, prompt, f.current, node_map)
+            wait = max(self.poll_interval, 1.0) if f.cancel is None else 0.2
+            ws.settimeout(min(remaining, wait))
             try:
                 frame = ws.recv()
             except websocket.WebSocketTimeoutException:
                 continue
             except (websocket.WebSocketException, OSError):
-                return self._poll(prompt_id, prompt, node_map, deadline, current)
+                return self._poll(f)
             if not isinstance(frame, str) or not frame:
                 if frame in ("", b""):  # the peer closed without a close frame
-                    return self._poll(prompt_id, prompt, node_map, deadline, current)
+                    return self._poll(f)
                 continue  # binary preview frames
             try:
                 message = json.loads(frame)
@@ -251,13 +271,15 @@ class ComfyClient:
             if data.get("prompt_id") != prompt_id:
                 continue
             kind = message.get("type")
-            if kind == "executing":
-                current = data.get("node")
-                if current is None:
-                    return self._final_history(prompt_id, prompt, node_map, deadline)
-                tell("executing", str(current))
+            if kind == "execution_start":  # the time limit counts again from here
+                f.deadline = max(f.deadline, time.monotonic() + f.timeout)
+            elif kind == "executing":
+                f.current = data.get("node")
+                if f.current is None:
+                    return self._final_history(f)
+                tell("executing", str(f.current))
             elif kind == "progress":
-                tell("progress", str(data.get("node")) if data.get("node") is not None else current,
+                tell("progress", str(data.get("node")) if data.get("node") is not None else f.current,
                      value=int(data.get("value", 0)), max=int(data.get("max", 0)))
             elif kind == "execution_cached":
                 if data.get("nodes"):
@@ -269,12 +291,11 @@ class ComfyClient:
             elif kind == "execution_interrupted":
                 raise self._interrupted(data, node_map)
 
-    def _final_history(self, prompt_id: str, prompt: Mapping[str, Any], node_map: Mapping[str, str],
-                       deadline: float) -> dict[str, Any]:
-        entry = self.history(prompt_id)
+    def _final_history(self, f: _Follow) -> dict[str, Any]:
+        entry = self.history(f.prompt_id)
         if entry is None:  # written before the "done" event; fall back to waiting for it anyway
-            return self._poll(prompt_id, prompt, node_map, deadline, None)
-        return self._settle(entry, node_map)
+            return self._poll(f)
+        return self._settle(entry, f.node_map)
 
     def _settle(self, entry: dict[str, Any], node_map: Mapping[str, str]) -> dict[str, Any]:
         status = entry.get("status") or {}
@@ -288,28 +309,50 @@ class ComfyClient:
         raise ExecutionFailed(f"ComfyUI instance {self.instance}: the prompt ended with status "
                               f"{status.get('status_str')!r} and no error message")
 
-    def _poll(self, prompt_id: str, prompt: Mapping[str, Any], node_map: Mapping[str, str], deadline: float,
-              current: str | None) -> dict[str, Any]:
+    def _poll(self, f: _Follow) -> dict[str, Any]:
         """The socket is gone: follow the prompt through /history and /queue instead."""
         failures = 0
         while True:
+            if f.cancel is not None and f.cancel.is_set():
+                return self._cancel(f)
             try:
-                entry = self.history(prompt_id)
+                entry = self.history(f.prompt_id)
                 if entry is not None:
-                    return self._settle(entry, node_map)
+                    return self._settle(entry, f.node_map)
                 queue = self.queue()
                 failures = 0
                 queued = {item[1] for key in ("queue_running", "queue_pending") for item in queue.get(key, [])}
-                if prompt_id not in queued:
-                    raise self._lost(prompt_id, prompt, current, node_map,
+                if f.prompt_id not in queued:
+                    raise self._lost(f.prompt_id, f.prompt, f.current, f.node_map,
                                      "it is neither queued nor in the history (the server was restarted?)")
             except (InstanceLost, ComfyHTTPError) as exc:
                 failures += 1
                 if failures >= self.lost_after:
-                    raise self._lost(prompt_id, prompt, current, node_map, str(exc)) from None
-            if time.monotonic() >= deadline:
-                raise self._timed_out(prompt_id, prompt, current, node_map)
+                    raise self._lost(f.prompt_id, f.prompt, f.current, f.node_map, str(exc)) from None
+            if time.monotonic() >= f.deadline:
+                raise self._timed_out(f.prompt_id, f.prompt, f.current, f.node_map)
             time.sleep(self.poll_interval)
+
+    def _cancel(self, f: _Follow) -> dict[str, Any]:
+        """Cancel our prompt and wait until ComfyUI lets go of it; raises ``Interrupted``."""
+        cancelled = Interrupted(f"prompt {f.prompt_id} on ComfyUI instance {self.instance} was cancelled"
+                                f"{self._where(f.prompt, f.current, f.node_map)}")
+        deadline = time.monotonic() + max(5.0, 10 * self.poll_interval)
+        try:
+            while time.monotonic() < deadline:
+                self.cancel(f.prompt_id)
+                entry = self.history(f.prompt_id)
+                if entry is not None:
+                    self._settle(entry, f.node_map)  # raises Interrupted, unless it had just finished
+                    return entry
+                queue = self.queue()
+                if not any(item[1] == f.prompt_id for key in ("queue_running", "queue_pending")
+                           for item in queue.get(key, [])):
+                    raise cancelled  # taken off the queue before it started
+                time.sleep(min(self.poll_interval, 0.1))
+        except (InstanceLost, ComfyHTTPError, ComfyTimeout):
+            raise cancelled from None
+        raise cancelled
 
     # -----------------------------------------------------------------------------------------
     # errors
@@ -342,6 +385,20 @@ class ComfyClient:
         node = str(data["node_id"]) if data.get("node_id") is not None else None
         error = MappedError(node_map.get(node) if node else None, node, data.get("node_type"), "interrupted")
         return Interrupted(f"{error} (instance {self.instance})", [error])
+
+
+@dataclass
+class _Follow:
+    """What following one prompt needs; ``deadline`` moves when the prompt starts."""
+
+    prompt_id: str
+    prompt: Mapping[str, Any]
+    node_map: Mapping[str, str]
+    on_progress: ProgressCallback | None
+    deadline: float
+    timeout: float
+    cancel: threading.Event | None
+    current: str | None = None
 
 
 def collect_outputs(entry: Mapping[str, Any], node_map: Mapping[str, str]) -> list[OutputFile]:

@@ -38,6 +38,7 @@ CLASS_SOURCES = {
     "VHS_LoadVideo": "custom node pack ComfyUI-VideoHelperSuite",
     "FrameInterpolate": "ComfyUI core v0.20 or newer",
     "FrameInterpolationModelLoader": "ComfyUI core v0.20 or newer",
+    "KlingImage2VideoNode": "ComfyUI's API nodes (started without --disable-api-nodes)",
 }
 
 
@@ -58,6 +59,18 @@ def load_fragment(name: str) -> Fragment:
 
 def fragment_names() -> list[str]:
     return sorted(path.stem for path in FRAGMENTS_DIR.glob("*.json"))
+
+
+@functools.cache
+def templates_fingerprint() -> str:
+    """Digest of every fragment and of the model tables: what a compiled workflow is made from,
+    whatever the instance. It enters the cache key of node types with a ComfyUI placement."""
+    tables = {name: [m.fragment, m.image_fragment, dict(m.files)] for name, m in VIDEO_MODELS.items()}
+    tables |= {name: [m.fragment, dict(m.files)] for name, m in STILL_MODELS.items()}
+    parts = [load_fragment(name).digest for name in fragment_names()]
+    parts.append(json.dumps([tables, KLING_MODEL, Interpolation().rife_checkpoint, Interpolation().core_model],
+                            sort_keys=True))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,6 +277,13 @@ def frames_for(seconds: float, fps: float) -> int:
     """Smallest 4k+1 frame count whose duration covers ``seconds`` at ``fps`` (at least 5)."""
     needed = max(1, math.ceil(seconds * fps - 1e-9))
     return max(5, 4 * math.ceil((needed - 1) / 4) + 1)
+
+
+def fit_area(width: int, height: int, area_width: int, area_height: int, step: int) -> tuple[int, int]:
+    """A generation size with the aspect of ``width`` x ``height`` and about the pixel count of
+    the model's native ``area_width`` x ``area_height``, snapped to ``step``."""
+    scale = math.sqrt(area_width * area_height / (width * height))
+    return snap(round(width * scale), step), snap(round(height * scale), step)
 
 
 def fold_motion(prompt: str, motion: str) -> str:
@@ -492,6 +512,59 @@ def compile_still(params: StillParams, info: ObjectInfo, *, recipe_node: str, in
     builder.add("save_image", recipe_node, values, {}, ports)
     compiled = builder.finish()
     compiled.frames, compiled.width, compiled.height = 1, values["width"], values["height"]
+    return compiled
+
+
+KLING_MODEL = "kling-v2-1"
+KLING_SECONDS = (5, 10)  # the API's clip lengths
+KLING_FPS = 24.0
+
+
+@dataclass(frozen=True)
+class KlingParams:
+    """Kling image-to-video through ComfyUI's API node: the clip is 5 or 10 s (the shortest that
+    covers ``seconds``), in the aspect ratio nearest to ``width`` x ``height``."""
+
+    prompt: str
+    image: str  # uploaded start image, as ComfyUI names it
+    negative: str = ""
+    seconds: float = 5.0
+    width: int = 1280
+    height: int = 720
+    motion: str = ""
+    cfg: float = 0.8
+    mode: Literal["std", "pro"] = "std"
+    model: str = KLING_MODEL
+
+
+def kling_aspect(width: int, height: int) -> str:
+    ratios = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
+    return min(ratios, key=lambda name: abs(math.log(ratios[name] * height / width)))
+
+
+def compile_kling_i2v(params: KlingParams, info: ObjectInfo, *, recipe_node: str, instance: str,
+                      filename_prefix: str = "reelgraph/kling") -> CompiledWorkflow:
+    """Image-to-video by Kling (``KlingImage2VideoNode``); send the Comfy.org key in ``extra_data``."""
+    seconds = next((s for s in KLING_SECONDS if params.seconds <= s + 1e-9), None)
+    if seconds is None:
+        raise _refuse(recipe_node, f"Kling makes clips of at most {KLING_SECONDS[-1]} s; {params.seconds:g} s asked")
+    aspect = kling_aspect(params.width, params.height)
+    values = {
+        "image": params.image,
+        "prompt": fold_motion(params.prompt, params.motion),
+        "negative": params.negative,
+        "kling_model": params.model,
+        "cfg": params.cfg,
+        "mode": params.mode,
+        "aspect_ratio": aspect,
+        "duration": str(seconds),
+        "filename_prefix": filename_prefix,
+    }
+    builder = _Builder(info, instance)
+    builder.add("kling_i2v", recipe_node, values, {})
+    compiled = builder.finish()
+    compiled.frames, compiled.fps = int(seconds * KLING_FPS), KLING_FPS
+    compiled.width, compiled.height = {"16:9": (1280, 720), "9:16": (720, 1280)}.get(aspect, (960, 960))
     return compiled
 
 

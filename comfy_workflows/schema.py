@@ -18,11 +18,18 @@ SCALAR_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN"})
 DYNAMIC_TYPES = frozenset(
     {"COMFY_AUTOGROW_V3", "COMFY_DYNAMICCOMBO_V3", "COMFY_MATCHTYPE_V3", "COMFY_DYNAMICSLOT_V3", "COMFY_MULTITYPED_V3"}
 )
+AUTOGROW, DYNAMIC_COMBO, DYNAMIC_SLOT, MATCH_TYPE = (
+    "COMFY_AUTOGROW_V3", "COMFY_DYNAMICCOMBO_V3", "COMFY_DYNAMICSLOT_V3", "COMFY_MATCHTYPE_V3")
 UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload", "upload")
+# A node whose validate_inputs takes **kwargs: ComfyUI then skips the built-in checks of every input.
+ALL_INPUTS = frozenset({"*"})
 # Inputs a node's own VALIDATE_INPUTS names, which switches off ComfyUI's built-in combo/min/max
 # check for them (the node checks the file exists instead). object_info does not show this, so the
 # loaders we know of are listed; combos with an upload flag are treated the same way.
 SELF_VALIDATED = {
+    # nodes_logic.CustomComboNode.validate_inputs(choice, index=0, **kwargs): its options are
+    # written in the frontend, so the server's option list is empty and never checked.
+    "CustomCombo": ALL_INPUTS,
     "LoadImage": frozenset({"image"}),
     "LoadImageMask": frozenset({"image"}),
     "LoadImageOutput": frozenset({"image"}),
@@ -320,13 +327,11 @@ class _Validator:
         errors: list[dict[str, Any]] = []
         valid = True
         self_checked = SELF_VALIDATED.get(class_type, frozenset())
-        for name, spec in schema.inputs.items():
-            present = name in inputs or (spec.type in DYNAMIC_TYPES and any(k.startswith(name + ".") for k in inputs))
-            if not present:
-                if spec.required:
-                    errors.append(_entry("required_input_missing", "Required input is missing", name, input_name=name))
-                continue
+        for name, spec in finalized_inputs(schema, inputs).items():
             if name not in inputs:
+                if spec.required:  # V3 nodes name a dotted sub-input by its last part
+                    errors.append(_entry("required_input_missing", "Required input is missing",
+                                         name.split(".")[-1], input_name=name))
                 continue
             value = inputs[name]
             if isinstance(value, list):
@@ -338,7 +343,8 @@ class _Validator:
                 continue
             if spec.type in DYNAMIC_TYPES or (spec.type not in SCALAR_TYPES and not spec.is_combo):
                 continue  # a constant on a socket input: ComfyUI passes it through unchecked
-            problem = self._check_value(name, spec, value, self_checked=name in self_checked or spec.is_upload)
+            problem = self._check_value(name, spec, value, self_checked=name in self_checked or spec.is_upload
+                                        or self_checked is ALL_INPUTS)
             if problem is not None:
                 errors.append(problem)
         if class_type in self.custom:
@@ -363,7 +369,8 @@ class _Validator:
                           f"{name}: node {source} ({source_schema.class_type}) has no output {slot!r} "
                           f"(it has {len(source_schema.outputs)})", input_name=name, linked_node=value)
         received = source_schema.outputs[slot]
-        if spec.type not in DYNAMIC_TYPES and not types_match(received, spec.type):
+        legacy = isinstance(spec.raw, (list, tuple)) and spec.raw and isinstance(spec.raw[0], (list, tuple))
+        if not types_match(received, list(spec.raw[0]) if legacy else spec.type):  # ComfyUI compares the list
             received_text = "COMBO" if isinstance(received, list) else received
             return _entry("return_type_mismatch", "Return type mismatch between linked nodes",
                           f"{name}, received_type({received_text}) mismatch input_type({spec.type})",
@@ -418,14 +425,67 @@ def _lt(a: Any, b: Any) -> bool:
 
 
 def types_match(received: Any, wanted: Any) -> bool:
-    """ComfyUI's ``validate_node_input``: equal, a ``*`` wildcard, or overlapping comma lists."""
-    if isinstance(received, list) or isinstance(wanted, list):  # a combo value feeding a combo
-        return wanted in ("COMBO", "*") or isinstance(wanted, list) or received == wanted
-    if received == wanted or "*" in (received, wanted):
+    """ComfyUI's ``comfy_execution.validation.validate_node_input`` (non-strict): equal, a ``*``
+    wildcard on either side, a V3 MatchType on either side (its type is resolved by the frontend,
+    so the server accepts it), a combo's option list into a ``COMBO`` input, or overlapping
+    comma-separated type lists."""
+    if received == wanted or "*" in (received, wanted) or MATCH_TYPE in (received, wanted):
         return True
-    got = {t.strip() for t in str(received).split(",")}
-    need = {t.strip() for t in str(wanted).split(",")}
-    return bool(got & need)
+    if isinstance(received, list) and wanted == "COMBO":
+        return True
+    if not isinstance(received, str) or not isinstance(wanted, str):
+        return False
+    got = {t.strip() for t in received.split(",")}
+    need = {t.strip() for t in wanted.split(",")}
+    return "*" in got or "*" in need or bool(got & need)
+
+
+def finalized_inputs(schema: NodeSchema, inputs: Mapping[str, Any]) -> dict[str, InputSpec]:
+    """The inputs ComfyUI validates a node against, given the prompt's inputs: V3 dynamic inputs
+    expanded into dotted sub-inputs as ``comfy_api.latest._io.get_finalized_class_inputs`` does.
+    An Autogrow is not an input itself but every name of its template is (the first ``min``
+    required when the template entry is); a DynamicCombo whose value is one of its keys brings that
+    option's inputs, while one that is absent or has an unknown value is no input at all (ComfyUI
+    reports nothing for it); a DynamicSlot that is given brings its inputs."""
+    found: dict[str, InputSpec] = {}
+    _expand([(spec.name, spec.raw, spec.required) for spec in schema.inputs.values()], "", inputs, found)
+    return found
+
+
+def _sections(declared: Any) -> list[tuple[str, Any, bool]]:
+    if not isinstance(declared, Mapping):
+        return []
+    return [(name, raw, section == "required") for section in ("required", "optional")
+            for name, raw in (declared.get(section) or {}).items()]
+
+
+def _expand(entries: list[tuple[str, Any, bool]], prefix: str, inputs: Mapping[str, Any],
+            found: dict[str, InputSpec]) -> None:
+    for name, raw, required in entries:
+        path = prefix + name
+        spec = parse_input(path, raw, required)
+        if spec.type == AUTOGROW:
+            template = spec.config.get("template") or {}
+            entry = next(iter(_sections(template.get("input"))), None)
+            if entry is None:
+                continue
+            names = template.get("names") or [f"{template.get('prefix', '')}{i}" for i in range(template.get("max", 0))]
+            for index, sub in enumerate(names):
+                found[f"{path}.{sub}"] = parse_input(f"{path}.{sub}", entry[1],
+                                                     entry[2] and index < template.get("min", 0))
+        elif spec.type == DYNAMIC_COMBO:
+            value = inputs.get(path)
+            option = next((o for o in spec.config.get("options") or []
+                           if isinstance(o, Mapping) and isinstance(value, str) and o.get("key") == value), None)
+            if option is not None:
+                found[path] = spec
+                _expand(_sections(option.get("inputs")), path + ".", inputs, found)
+        elif spec.type == DYNAMIC_SLOT:
+            if path in inputs:
+                found[path] = spec
+                _expand(_sections(spec.config.get("inputs")), path + ".", inputs, found)
+        else:
+            found[path] = spec
 
 
 def check_prompt(

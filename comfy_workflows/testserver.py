@@ -7,13 +7,21 @@ model that is not loaded yet), samplers sleep per step and report progress, save
 real files (ffmpeg mp4, Pillow PNG) that ``/view`` serves.
 
 Faults are set by constructor arguments or ``POST /admin/faults``: ``crash_on`` (the process
-exits when that node starts), ``hang_on`` (the node never finishes, even on interrupt),
-``fail_on`` (the node raises), ``node_seconds``/``step_seconds`` (slow nodes), and
-``model_load_seconds`` (per model-file substring). ``GET /admin/state`` shows the loaded models,
-``POST /admin/loaded_models`` sets them, ``POST /admin/drop_sockets`` closes every WebSocket.
+exits when that node starts), ``hang_on`` (the node never finishes, even on interrupt, unless
+``hang_interruptible``; ``hang_times`` limits it to the first N hits), ``fail_on`` (the node
+raises), ``node_seconds``/``step_seconds`` (slow nodes), ``model_load_seconds`` (per model-file
+substring) and ``max_loaded_models`` (a VRAM stand-in). ``GET /admin/state`` shows the loaded
+models, load counts per file and a timeline of executed prompts; ``POST /admin/loaded_models``
+sets the loaded models, ``POST /admin/object_info`` swaps the served schemas (``{"path": F}``:
+models removed or added behind a client's back), ``POST /admin/drop_sockets`` closes every
+WebSocket. Comfy.org API nodes (``comfy_api_nodes.*``) fail as in ComfyUI unless the prompt's
+``extra_data`` carried ``api_key_comfy_org`` or ``auth_token_comfy_org``.
 
 Run standalone: ``python -m reelgraph.comfy_workflows.testserver --object-info F --root DIR --port 0``;
-it prints ComfyUI's own readiness line ``To see the GUI go to: http://127.0.0.1:PORT``.
+it prints ComfyUI's own readiness line ``To see the GUI go to: http://127.0.0.1:PORT``. It also
+takes ComfyUI's ``main.py`` flags that a supervisor passes (``--listen``, ``--input-directory``,
+``--output-directory``, ``--temp-directory``, ``--disable-auto-launch``), so a ``main.py`` that
+calls :func:`main` stands in for a ComfyUI checkout.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ from .schema import MODEL_FOLDERS, SELF_VALIDATED, ObjectInfo, check_prompt, fol
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SAMPLERS = frozenset({"KSampler", "KSamplerAdvanced", "SamplerCustomAdvanced", "SamplerCustom"})
 INTERPOLATORS = frozenset({"RIFE VFI", "FrameInterpolate"})
+WEIGHT_TYPES = frozenset({"MODEL", "CLIP", "VAE", "CLIP_VISION", "INTERP_MODEL"})  # inputs whose weights must be loaded
 HISTORY_MESSAGES = frozenset({"execution_start", "execution_cached", "execution_success", "execution_error",
                               "execution_interrupted"})
 MAX_SIDE = 64  # stand-in media are tiny whatever size the workflow asks for
@@ -64,6 +73,8 @@ def _version(text: str) -> tuple[int, ...]:
 class Faults:
     crash_on: str | None = None  # class_type or node id
     hang_on: str | None = None
+    hang_interruptible: bool = False  # a slow node that still honours /interrupt, not a stuck kernel
+    hang_times: int = 0  # 0: every time; N: only the first N prompts that reach the node hang
     fail_on: dict[str, str] = field(default_factory=dict)  # class_type or node id -> exception message
     node_seconds: dict[str, float] = field(default_factory=dict)  # class_type -> seconds (per step for samplers)
     step_seconds: float = 0.01
@@ -84,6 +95,7 @@ class QueueItem:
     prompt: dict[str, Any]
     extra_data: dict[str, Any]
     outputs: list[str]
+    private: dict[str, Any] = field(default_factory=dict)  # Comfy.org credentials, never shown
 
     def as_list(self) -> list[Any]:
         return [self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs]
@@ -105,12 +117,14 @@ class _Crash(BaseException):
 
 class ComfyTestServer:
     def __init__(self, object_info: ObjectInfo | Mapping[str, Any] | str | Path, root: str | Path, *,
-                 version: str = "0.26.0", faults: Faults | None = None, exit_on_crash: bool = False) -> None:
+                 version: str = "0.26.0", faults: Faults | None = None, exit_on_crash: bool = False,
+                 dirs: Mapping[str, str | Path] | None = None) -> None:
         if isinstance(object_info, (str, Path)):
             object_info = ObjectInfo.load(object_info)
         self.info = object_info if isinstance(object_info, ObjectInfo) else ObjectInfo(object_info)
         self.root = Path(root).resolve()
         self.dirs = {kind: self.root / kind for kind in ("input", "output", "temp")}
+        self.dirs.update({kind: Path(path).resolve() for kind, path in (dirs or {}).items()})
         for path in self.dirs.values():
             path.mkdir(parents=True, exist_ok=True)
         self.version = version
@@ -127,6 +141,10 @@ class ComfyTestServer:
         self.cache: dict[str, tuple[list[Any], dict[str, Any] | None]] = {}
         self.loaded_models: list[str] = []
         self.load_seconds_total = 0.0
+        self.loads: dict[str, int] = {}  # model file -> times loaded
+        self.timeline: list[dict[str, Any]] = []  # one entry per executed prompt (wall clock)
+        self.hang_hits = 0
+        self.content = 0  # 24 bits that tint saved stand-in media: different generations, different bytes
         self.interrupt_requested = False
         self.pending_free: dict[str, bool] = {}
         self.counter = 0
@@ -176,6 +194,7 @@ class ComfyTestServer:
         app.router.add_get("/admin/state", self.h_admin_state)
         app.router.add_post("/admin/loaded_models", self.h_admin_loaded)
         app.router.add_post("/admin/drop_sockets", self.h_admin_drop)
+        app.router.add_post("/admin/object_info", self.h_admin_object_info)
         app.on_startup.append(self._on_startup)
         app.on_cleanup.append(self._on_cleanup)
         return app
@@ -327,12 +346,11 @@ class ComfyTestServer:
             number = -self.counter if body.get("front") else self.counter
         self.counter += 1
         extra = dict(body.get("extra_data") or {})
-        for private in ("auth_token_comfy_org", "api_key_comfy_org"):
-            extra.pop(private, None)
+        private = {key: extra.pop(key) for key in ("auth_token_comfy_org", "api_key_comfy_org") if key in extra}
         if body.get("client_id") is not None:
             extra["client_id"] = body["client_id"]
         extra["create_time"] = _ms()
-        item = QueueItem(number, prompt_id, prompt, extra, check.good_outputs)
+        item = QueueItem(number, prompt_id, prompt, extra, check.good_outputs, private)
         self.sequence += 1
         heapq.heappush(self.queue, (number, self.sequence, item))
         self.created[prompt_id] = extra["create_time"]
@@ -615,6 +633,7 @@ class ComfyTestServer:
 
     async def h_admin_state(self, _request: web.Request) -> web.Response:
         return web.json_response({"loaded_models": self.loaded_models, "load_seconds_total": self.load_seconds_total,
+                                  "loads": self.loads, "timeline": self.timeline, "pid": os.getpid(),
                                   "running": self.running.prompt_id if self.running else None,
                                   "current_node": self.current_node, "pending": len(self.queue),
                                   "faults": self.faults.__dict__, "version": self.version})
@@ -626,6 +645,11 @@ class ComfyTestServer:
         for ws in sockets:
             await ws.close()
         return web.json_response({"dropped": len(sockets)})
+
+    async def h_admin_object_info(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        self.info = ObjectInfo.load(body["path"])
+        return web.json_response({"classes": len(self.info)})
 
     async def h_admin_loaded(self, request: web.Request) -> web.Response:
         self.loaded_models = list((await _json_body(request)).get("loaded_models", []))
@@ -670,6 +694,7 @@ class ComfyTestServer:
         client = item.extra_data.get("client_id")
         messages: list[list[Any]] = []
         self.started[prompt_id] = _ms()
+        began, loading = time.time(), self.load_seconds_total
         await self._status()
 
         async def emit(event: str, data: dict[str, Any]) -> None:
@@ -709,7 +734,10 @@ class ComfyTestServer:
                     "display_node_id": node_id, "parent_node_id": None, "real_node_id": node_id}}})
                 await emit("executing", {"node": node_id, "display_node": node_id, "prompt_id": prompt_id})
                 inputs = {k: (values[v[0]][v[1]] if _is_link(v) else v) for k, v in node.get("inputs", {}).items()}
-                result, ui = await self._run_node(node_id, node["class_type"], inputs, emit, prompt_id)
+                # what the stand-in media look like depends on what was generated upstream, as in ComfyUI
+                upstream = "".join(signatures[str(v[0])] for v in node.get("inputs", {}).values() if _is_link(v))
+                self.content = int(hashlib.sha256(upstream.encode()).hexdigest()[:6], 16)
+                result, ui = await self._run_node(node_id, node["class_type"], inputs, emit, item)
                 values[node_id] = result
                 self.cache[signatures[node_id]] = (result, ui)
                 executed.append(node_id)
@@ -737,6 +765,9 @@ class ComfyTestServer:
                 "current_outputs": list(values), "timestamp": _ms()})
         finally:
             self.finished[prompt_id] = _ms()
+            self.timeline.append({"prompt_id": prompt_id, "start": began, "end": time.time(),
+                                  "load_seconds": round(self.load_seconds_total - loading, 6),
+                                  "status": "success" if success else "error"})
         if not success:
             self._record(item, outputs, "error", messages)
         # "done": sent after history is written, whatever the outcome.
@@ -774,16 +805,26 @@ class ComfyTestServer:
             await asyncio.sleep(seconds)
 
     async def _run_node(self, node_id: str, cls: str, inputs: dict[str, Any], emit: Any,
-                        prompt_id: str) -> tuple[list[Any], dict[str, Any] | None]:
+                        item: QueueItem) -> tuple[list[Any], dict[str, Any] | None]:
         faults = self.faults
+        prompt_id = item.prompt_id
         if faults.crash_on in (cls, node_id):
             raise _Crash
-        if faults.hang_on in (cls, node_id):
-            await asyncio.Event().wait()  # a stuck GPU kernel: interrupt does not reach it
+        if faults.hang_on in (cls, node_id) and (not faults.hang_times or self.hang_hits < faults.hang_times):
+            self.hang_hits += 1
+            if not faults.hang_interruptible:
+                await asyncio.Event().wait()  # a stuck GPU kernel: interrupt does not reach it
+            while not self.interrupt_requested:
+                await asyncio.sleep(0.02)
+            raise _Interrupted
         message = faults.fail_on.get(node_id, faults.fail_on.get(cls))
         if message is not None:
             raise NodeError(message)
         schema = self.info[cls]
+        if schema.python_module.startswith("comfy_api_nodes") and not (
+                item.private.get("api_key_comfy_org") or item.private.get("auth_token_comfy_org")):
+            # what comfy_api_nodes raises on the proxy's 401
+            raise NodeError("Unauthorized: Please login first to use this node.", "Exception")
         await self._load_models(inputs)
         if cls in SAMPLERS:
             steps = self._sampler_steps(cls, inputs)
@@ -803,12 +844,21 @@ class ComfyTestServer:
             raise NodeError(str(exc), type(exc).__name__) from exc
 
     async def _load_models(self, inputs: Mapping[str, Any]) -> None:
-        for value in inputs.values():
-            if not looks_like_model_file(value) or value in self.loaded_models:
+        """Models a node uses: file names it loads, and the files behind MODEL/CLIP/VAE/... inputs
+        (a cached loader's output still needs its weights back in VRAM). Least recently used go
+        first when more than ``max_loaded_models`` are loaded."""
+        used = [v for v in inputs.values() if looks_like_model_file(v)]
+        used += [v["model"] for v in inputs.values() if isinstance(v, dict) and v.get("type") in WEIGHT_TYPES
+                 and looks_like_model_file(v.get("model"))]
+        for value in used:
+            if value in self.loaded_models:
+                self.loaded_models.remove(value)
+                self.loaded_models.append(value)
                 continue
             seconds = next((s for key, s in self.faults.model_load_seconds.items() if key in value), 0.0)
             await self._pause(seconds)
             self.load_seconds_total += seconds
+            self.loads[value] = self.loads.get(value, 0) + 1
             self.loaded_models.append(value)
             limit = self.faults.max_loaded_models
             if limit and len(self.loaded_models) > limit:
@@ -856,6 +906,11 @@ class ComfyTestServer:
             source = inputs.get("frames", inputs.get("images")) or {}
             n = int(source.get("frames", 1))
             return [{**source, "node": node_id, "frames": (n - 1) * multiplier + 1}], None
+        if cls == "KlingImage2VideoNode":  # the Comfy.org proxy's answer: a 24 fps clip of 5 or 10 s
+            seconds = int(str(inputs.get("duration", "5")))
+            width, height = {"16:9": (1280, 720), "9:16": (720, 1280)}.get(str(inputs.get("aspect_ratio")), (960, 960))
+            images = token("IMAGE", frames=seconds * 24, width=width, height=height)
+            return [token("VIDEO", images=images, fps=24.0), f"kling-{uuid.uuid4().hex[:8]}", str(seconds)], None
         if cls == "CreateVideo":
             return [token("VIDEO", images=inputs["images"], fps=float(inputs.get("fps", 30)))], None
         if cls == "SaveVideo":
@@ -873,13 +928,17 @@ class ComfyTestServer:
             prefix = str(inputs.get("filename_prefix", "ComfyUI")) if cls == "SaveImage" else "ComfyUI_temp"
             images = inputs["images"]
             return [images][: len(types)], {"images": await asyncio.to_thread(self._save_pngs, images, prefix, kind)}
-        # Generic stand-in: latents and decoded images carry the requested shape along.
+        # Generic stand-in: latents and decoded images carry the requested shape along; weights
+        # (MODEL, CLIP, ...) carry their file through patches (ModelSamplingSD3, LoRAs).
         result = []
         for kind in types:
             if kind in ("LATENT", "IMAGE"):
                 result.append(token(kind, **frames))
-            else:
-                result.append(token(kind, model=next((v for v in inputs.values() if looks_like_model_file(v)), None)))
+                continue
+            model = next((v for v in inputs.values() if looks_like_model_file(v)), None)
+            model = next((v.get("model") for v in inputs.values() if isinstance(v, dict) and v.get("type") == kind
+                          and v.get("model")), model)
+            result.append(token(kind, model=model))
         return result, None
 
     def _target(self, prefix: str, kind: str) -> tuple[Path, str, str]:
@@ -905,7 +964,8 @@ class ComfyTestServer:
         saved = []
         for index in range(int(images.get("frames", 1))):
             name = f"{stem}_{counter + index:05}_.png"
-            Image.new("RGB", (width, height), (index * 40 % 256, 90, 160)).save(folder / name)
+            red, green, blue = (self.content >> 16) & 255, (self.content >> 8) & 255, self.content & 255
+            Image.new("RGB", (width, height), ((red + index * 40) % 256, green, blue)).save(folder / name)
             saved.append({"filename": name, "subfolder": subfolder, "type": kind})
         return saved
 
@@ -917,7 +977,8 @@ class ComfyTestServer:
         extension = {"image/gif": "gif", "image/webp": "webp", "video/webm": "webm"}.get(fmt, "mp4")
         name = f"{stem}_{counter:05}_.{extension}" if core else f"{stem}_{counter:05}.{extension}"
         width, height = _tiny(images)
-        await asyncio.to_thread(_write_video, folder / name, int(images.get("frames", 1)), fps, width, height)
+        await asyncio.to_thread(_write_video, folder / name, int(images.get("frames", 1)), fps, width, height,
+                                self.content % 360)
         entry = {"filename": name, "subfolder": subfolder, "type": kind}
         if core:
             return {"images": [entry], "animated": [True]}
@@ -949,9 +1010,9 @@ def _tiny(images: Mapping[str, Any]) -> tuple[int, int]:
     return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
 
 
-def _write_video(path: Path, frames: int, fps: float, width: int, height: int) -> None:
+def _write_video(path: Path, frames: int, fps: float, width: int, height: int, hue: int = 0) -> None:
     rate = f"{fps:g}"
-    source = ffmpeg.input(f"testsrc2=size={width}x{height}:rate={rate}", f="lavfi")
+    source = ffmpeg.input(f"testsrc2=size={width}x{height}:rate={rate}", f="lavfi").filter("hue", h=hue)
     options: dict[str, Any] = {"frames:v": max(1, frames)}
     if path.suffix == ".mp4":
         options.update(vcodec="libx264", pix_fmt="yuv420p", preset="ultrafast")
@@ -1003,15 +1064,27 @@ def _prompt_error(kind: str, message: str, details: str) -> web.Response:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="ComfyUI-protocol test server with CPU stand-in nodes")
     parser.add_argument("--object-info", required=True, help="an /object_info dump to serve and validate against")
-    parser.add_argument("--root", required=True, help="folder for input/, output/ and temp/")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--root", default=".", help="folder for input/, output/ and temp/ (default: here)")
+    parser.add_argument("--host", "--listen", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8188)
     parser.add_argument("--version", default="0.26.0", help="ComfyUI version whose behaviour to follow")
     parser.add_argument("--faults", default="{}", help="JSON object of Faults fields")
-    args = parser.parse_args(argv)
+    # ComfyUI main.py flags a supervisor passes; --temp-directory gets "temp" appended, as in ComfyUI.
+    parser.add_argument("--input-directory")
+    parser.add_argument("--output-directory")
+    parser.add_argument("--temp-directory")
+    parser.add_argument("--disable-auto-launch", action="store_true")
+    args, ignored = parser.parse_known_args(argv)
+    if ignored:
+        print(f"test server: ignoring ComfyUI options {' '.join(ignored)}", file=sys.stderr, flush=True)
     faults = Faults()
     faults.update(json.loads(args.faults))
-    server = ComfyTestServer(args.object_info, args.root, version=args.version, faults=faults, exit_on_crash=True)
+    dirs = {kind: Path(path) for kind, path in (("input", args.input_directory), ("output", args.output_directory))
+            if path}
+    if args.temp_directory:
+        dirs["temp"] = Path(args.temp_directory) / "temp"
+    server = ComfyTestServer(args.object_info, args.root, version=args.version, faults=faults, exit_on_crash=True,
+                             dirs=dirs)
 
     async def run() -> None:
         port = await server.serve(args.host, args.port)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
@@ -36,6 +36,9 @@ from .values import (
     input_blob_docs,
 )
 
+if TYPE_CHECKING:
+    from ..comfy_workflows.pool import ComfyPool
+
 Event = dict[str, Any]
 
 
@@ -50,6 +53,8 @@ class RunOptions:
     run_id: str | None = None  # a caller (e.g. the API server) may choose the id
     # Set it to cancel: nothing new starts, running implementations see ctx.cancelled.
     cancel: threading.Event | None = None
+    # ComfyUI instances for node types placed there; keep workers >= comfy.min_workers() (instances x 2).
+    comfy: ComfyPool | None = None
 
 
 @dataclass
@@ -391,6 +396,7 @@ class Runner:
                          "fraction": fraction, "message": message}
                     ),
                     self.cancelled,
+                    comfy=self.options.comfy,
                 )
                 step = "execute"
                 started = time.time()

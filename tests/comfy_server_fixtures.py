@@ -74,3 +74,32 @@ class ServerProcess:
         for stream in (self.process.stdout, self.process.stderr):
             if stream:
                 stream.close()
+
+
+def full_instance_file(folder: Path, name: str = WITH_MODELS) -> Path:
+    """``full_instance`` written to a file, for server processes."""
+    path = folder / f"full-{name}"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(full_instance(name).raw), encoding="utf-8")
+    return path
+
+
+def write_comfy_shim(folder: Path, object_info: Path, faults: dict[str, Any] | None = None,
+                     exit_with: str | None = None) -> Path:
+    """A folder whose ``main.py`` takes ComfyUI's flags and runs the test server: a stand-in
+    ComfyUI checkout for ``reelgraph comfy up --path``. It prints CUDA_VISIBLE_DEVICES first, so
+    tests can read the GPU pinning from the instance's log. ``exit_with``: fail at startup instead."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if exit_with is not None:
+        body = f"import sys\nprint({exit_with!r}, file=sys.stderr)\nsys.exit(3)\n"
+    else:
+        body = (
+            "import os\nimport sys\n"
+            "print('CUDA_VISIBLE_DEVICES=' + os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>'), flush=True)\n"
+            "from reelgraph.comfy_workflows.testserver import main\n"
+            f"main(['--object-info', {str(object_info)!r}, '--faults', {json.dumps(json.dumps(faults or {}))},"
+            " *sys.argv[1:]])\n"
+        )
+    (folder / "main.py").write_text(body, encoding="utf-8")
+    return folder

@@ -221,7 +221,7 @@ def test_fragments_are_all_used_and_valid_json():
     used = {"wan21_t2v", "wan21_i2v", "wan22_14b_t2v", "wan22_14b_i2v", "wan22_14b_t2v_4step", "wan22_14b_i2v_4step",
             "wan22_5b_t2v", "wan22_5b_i2v", "hunyuan_t2v",
             "hunyuan_i2v", "sdxl_still", "flux_still", "rife_vfi", "frame_interpolate", "load_video_core",
-            "load_video_vhs", "save_video", "vhs_video_combine", "save_image"}
+            "load_video_vhs", "save_video", "vhs_video_combine", "save_image", "kling_i2v"}
     assert set(fragment_names()) == used
 
 

@@ -140,5 +140,7 @@ def test_interpolate_gives_exact_frames_for_the_duration(tmp_path, method):
 
 
 def test_interpolate_refuses_unknown_method(tmp_path):
-    with pytest.raises(NodeFailure, match="input 'method': 'rife' is not one of minterpolate, blend, duplicate"):
-        motion.interpolate.run(context(tmp_path, "x"), video=tmp_path, fps=24, method="rife")
+    with pytest.raises(NodeFailure, match="input 'method': 'wavelet' is not one of minterpolate, blend, duplicate"):
+        motion.interpolate.run(context(tmp_path, "x"), video=tmp_path, fps=24, method="wavelet")
+    with pytest.raises(NodeFailure, match="video.interpolate method 'rife' needs a ComfyUI instance"):
+        motion.interpolate.run(context(tmp_path, "y"), video=tmp_path, fps=24, method="rife")

@@ -1,5 +1,5 @@
 """image.search (stock and web search with fallback, or offline) and image.generate (a local
-Pillow illustration; the ComfyUI SDXL/Flux path is compiled elsewhere)."""
+Pillow illustration, or SDXL/Flux on ComfyUI through ``comfy_workflows.placement``)."""
 
 from __future__ import annotations
 
@@ -206,10 +206,16 @@ def image_search(ctx: NodeContext, query: str, provider: str, folder: str, width
     return {"image": image, "metadata": {key: metadata[key] for key in ordered}}
 
 
+def _generate_environment() -> dict[str, Any]:
+    from ...comfy_workflows.compiler import templates_fingerprint  # lazy: node import stays cheap
+
+    return {"pillow": PIL.__version__, "comfy_templates": templates_fingerprint()}
+
+
 @node_type(
     "image.generate",
     category="image",
-    impl_version="1",
+    impl_version="2",
     placement="both",  # ComfyUI: an SDXL/Flux fragment; locally: this Pillow renderer
     inputs=[
         Port("prompt", "string"),
@@ -217,16 +223,27 @@ def image_search(ctx: NodeContext, query: str, provider: str, folder: str, width
         Port("width", "integer", optional=True, default=1080),
         Port("height", "integer", optional=True, default=1920),
         Port("seed", "integer", optional=True, default=0),
+        Port("model", "string", optional=True, default="pillow", description="pillow (local) | sdxl | flux (ComfyUI)"),
     ],
-    outputs=[Port("image", "image")],
-    environment=lambda: {"pillow": PIL.__version__},
+    outputs=[
+        Port("image", "image", description="exactly width x height"),
+        Port("placement", "json", description="where it ran: local, or the ComfyUI instance, its version, "
+                                              "the workflow template digest and the model files"),
+    ],
+    environment=_generate_environment,
 )
-def image_generate(ctx: NodeContext, prompt: str, style: str, width: int, height: int, seed: int) -> dict[str, Any]:
-    """Render an illustrative still for a prompt (locally: a deterministic Pillow illustration)."""
+def image_generate(ctx: NodeContext, prompt: str, style: str, width: int, height: int, seed: int,
+                   model: str = "pillow") -> dict[str, Any]:
+    """Render an illustrative still for a prompt: a deterministic Pillow illustration (local), or
+    SDXL / Flux on ComfyUI (the style is added to the prompt)."""
     _check_size(width, height)
+    if model != "pillow":
+        from ...comfy_workflows.placement import run_still
+
+        return run_still(ctx, prompt=prompt, style=style, width=width, height=height, seed=seed, model=model)
     out = ctx.path("generated.png")
     render_still(" ".join(prompt.split()), style, seed, width, height).save(out, format="PNG")
-    return {"image": out}
+    return {"image": out, "placement": {"placement": "local", "model": "pillow"}}
 
 
 NODE_TYPES = [image_search, image_generate]

@@ -1,7 +1,9 @@
 """Local motion: a Ken Burns move over a still (video.i2v) and frame-rate conversion (video.interpolate).
 
-Both also have a ComfyUI placement (Wan/Hunyuan i2v, RIFE) that the ComfyUI backend compiles;
-this module is the local path.
+Both also have a ComfyUI placement, chosen by one input (video.i2v ``model``: Wan, Hunyuan or
+Kling; video.interpolate ``method``: RIFE or core FrameInterpolate) and run through the run's
+ComfyUI pool by ``comfy_workflows.placement``; this module is the local path. Either way the
+output keeps the same contract, and ``placement`` (json) says where and with what it was made.
 """
 
 from __future__ import annotations
@@ -60,6 +62,22 @@ def _num(value: float) -> str:
     return f"{value:.9f}"
 
 
+def _environment() -> dict[str, Any]:
+    from ...comfy_workflows.compiler import templates_fingerprint  # lazy: node import stays cheap
+
+    return {**ffmpeg_environment(), "pillow": PIL.__version__, "comfy_templates": templates_fingerprint()}
+
+
+def _interpolate_environment() -> dict[str, Any]:
+    from ...comfy_workflows.compiler import templates_fingerprint
+
+    return {**ffmpeg_environment(), "comfy_templates": templates_fingerprint()}
+
+
+_PLACEMENT = Port("placement", "json", description="where it ran: local, or the ComfyUI instance, its version, "
+                                                   "the workflow template digest and the model files")
+
+
 def _corner_expressions(
     width: int, height: int, frames: int, zooms: tuple[float, float], starts: tuple[float, float],
     ends: tuple[float, float], easing: str,
@@ -85,7 +103,7 @@ def _corner_expressions(
 @node_type(
     "video.i2v",
     category="video",
-    impl_version="1",
+    impl_version="2",
     placement="both",
     inputs=[
         Port("image", "image"),
@@ -98,10 +116,15 @@ def _corner_expressions(
              description="0 takes the motion's default; 1 shows the whole frame"),
         Port("end_zoom", "number", optional=True, default=0.0, description="0 takes the motion's default"),
         Port("easing", "string", optional=True, default="ease_in_out", description=" | ".join(_EASINGS)),
+        Port("model", "string", optional=True, default="kenburns",
+             description="kenburns (local) | wan2.1 | wan2.2 | wan2.2-5b | hunyuan | kling (ComfyUI)"),
+        Port("prompt", "string", optional=True, default="",
+             description="generative models: what happens in the scene (the motion is added as a camera hint)"),
+        Port("seed", "integer", optional=True, default=0, description="generative models' noise seed"),
     ],
-    outputs=[Port("video", "video", description="H.264 yuv420p MP4, no audio, exactly width x height")],
+    outputs=[Port("video", "video", description="H.264 yuv420p MP4, no audio, exactly width x height"), _PLACEMENT],
     resources={"ffmpeg": 1},
-    environment=lambda: {**ffmpeg_environment(), "pillow": PIL.__version__},
+    environment=_environment,
 )
 def image_to_video(
     ctx: NodeContext,
@@ -114,12 +137,21 @@ def image_to_video(
     start_zoom: float,
     end_zoom: float,
     easing: str,
+    model: str = "kenburns",
+    prompt: str = "",
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Ken Burns: pan and zoom over a still with easing, sized to the narration (local placement)."""
+    """A clip from a still, sized to the narration: a Ken Burns pan/zoom with easing (local), or a
+    generative image-to-video model on ComfyUI (Wan, Hunyuan, Kling)."""
     check_size(width, height)
     frames = frame_count(seconds, check_fps(fps))
     if motion not in _MOTIONS:
         raise NodeFailure(f"input 'motion': {motion!r} is not one of {', '.join(_MOTIONS)}")
+    if model != "kenburns":
+        from ...comfy_workflows.placement import run_i2v
+
+        return run_i2v(ctx, image=image, seconds=seconds, fps=fps, width=width, height=height, motion=motion,
+                       prompt=prompt, seed=seed, model=model)
     if easing not in _EASINGS:
         raise NodeFailure(f"input 'easing': {easing!r} is not one of {', '.join(_EASINGS)}")
     default_start, default_end, starts, ends = _MOTIONS[motion]
@@ -147,7 +179,7 @@ def image_to_video(
         picture.output(str(out), vframes=frames, r=fps, an=None, movflags="+faststart", **INTERMEDIATE),
         f"render the {motion} move",
     )
-    return {"video": out}
+    return {"video": out, "placement": {"placement": "local", "model": "kenburns"}}
 
 
 _INTERPOLATIONS = ("minterpolate", "blend", "duplicate")
@@ -156,22 +188,29 @@ _INTERPOLATIONS = ("minterpolate", "blend", "duplicate")
 @node_type(
     "video.interpolate",
     category="video",
-    impl_version="1",
+    impl_version="2",
     placement="both",
     inputs=[
         Port("video", "video"),
         Port("fps", "integer", description="target frame rate"),
-        Port("method", "string", optional=True, default="blend", description=" | ".join(_INTERPOLATIONS)),
+        Port("method", "string", optional=True, default="blend",
+             description=" | ".join(_INTERPOLATIONS) + " (local) | rife | core (ComfyUI)"),
     ],
-    outputs=[Port("video", "video", description="same duration, round(duration*fps) frames")],
+    outputs=[Port("video", "video", description="same duration, round(duration*fps) frames"), _PLACEMENT],
     resources={"ffmpeg": 1},
-    environment=ffmpeg_environment,
+    environment=_interpolate_environment,
 )
 def interpolate(ctx: NodeContext, video: Path, fps: int, method: str) -> dict[str, Any]:
-    """Convert a clip to a new frame rate: motion-compensated, blended or duplicated frames (local placement)."""
+    """Convert a clip to a new frame rate: motion-compensated, blended or duplicated frames (local),
+    or RIFE / core FrameInterpolate on ComfyUI."""
     check_fps(fps)
+    if method in ("rife", "core"):
+        from ...comfy_workflows.placement import run_interpolation
+
+        return run_interpolation(ctx, video=video, fps=fps, method=method)
     if method not in _INTERPOLATIONS:
-        raise NodeFailure(f"input 'method': {method!r} is not one of {', '.join(_INTERPOLATIONS)}")
+        raise NodeFailure(f"input 'method': {method!r} is not one of {', '.join(_INTERPOLATIONS)} (local), "
+                          "rife, core (ComfyUI)")
     stream = video_stream(probe(video, "video"), "video")
     source_rate = frame_rate(stream)
     if source_rate <= 0:
@@ -197,7 +236,7 @@ def interpolate(ctx: NodeContext, video: Path, fps: int, method: str) -> dict[st
         picture.output(str(out), vframes=frames, r=fps, an=None, movflags="+faststart", **INTERMEDIATE),
         f"interpolate to {fps} fps ({method})",
     )
-    return {"video": out}
+    return {"video": out, "placement": {"placement": "local", "method": method}}
 
 
 NODE_TYPES = [image_to_video, interpolate]

@@ -1,0 +1,271 @@
+"""Comfy placement end to end: recipes run through the engine, their GPU nodes through a pool of
+ComfyUI test servers over real HTTP/WebSocket, outputs probed with ffprobe."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+import pytest
+import requests
+from reelgraph.comfy_workflows.instances import ManagedInstance, Supervisor
+from reelgraph.comfy_workflows.pool import ComfyInstance, ComfyPool
+from reelgraph.comfy_workflows.testserver import ComfyTestServer, Faults
+from reelgraph.engine import RunOptions, RunResult
+from reelgraph.engine.outputs import export_outputs
+from reelgraph.graphs.validate import bind_recipe, parse_recipe
+from reelgraph.nodes.builtin import NODE_TYPES as BUILTIN_TYPES
+from reelgraph.nodes.pipeline import NODE_TYPES as PIPELINE_TYPES
+from reelgraph.nodes.registry import NodeRegistry
+from reelgraph.tests.comfy_server_fixtures import (
+    NO_MODELS,
+    SHARED_COMFY,
+    WITH_MODELS,
+    dump,
+    full_instance,
+    full_instance_file,
+    write_comfy_shim,
+)
+
+SCENES = ["a red fox", "a blue lake", "a green hill"]
+MODEL_FILES = {
+    "wan2.1": ["clip_vision_h.safetensors", "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+               "wan2.1_i2v_480p_14B_fp16.safetensors", "wan_2.1_vae.safetensors"],
+    "wan2.2": ["umt5_xxl_fp8_e4m3fn_scaled.safetensors", "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors",
+               "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors", "wan_2.1_vae.safetensors"],
+    "hunyuan": ["clip_l.safetensors", "hunyuan_video_v2_replace_image_to_video_720p_bf16.safetensors",
+                "hunyuan_video_vae_bf16.safetensors", "llava_llama3_fp8_scaled.safetensors",
+                "llava_llama3_vision.safetensors"],
+    "kling": [],
+}
+
+
+def recipe(model: str = "wan2.1", scenes: list[str] = SCENES, **motion: Any) -> dict[str, Any]:
+    return {
+        "reelgraph": 1,
+        "name": "comfy-scenes",
+        "nodes": {
+            "split": {"type": "text.split", "inputs": {"text": "|".join(scenes), "separator": "|"}},
+            "still": {"type": "image.generate", "inputs": {"prompt": {"link": ["split", "items"]}, "width": 64,
+                                                           "height": 112}},
+            "motion": {"type": "video.i2v", "inputs": {"image": {"link": ["still", "image"]},
+                                                       "prompt": {"link": ["split", "items"]}, "seconds": 0.5,
+                                                       "fps": 10, "width": 64, "height": 112, "model": model, **motion}},
+        },
+        "outputs": {"clips": {"link": ["motion", "video"]}, "placements": {"link": ["motion", "placement"]}},
+    }
+
+
+def run(engine, document: dict[str, Any], tmp_path: Path, **options: Any) -> RunResult:
+    registry = NodeRegistry([*BUILTIN_TYPES, *PIPELINE_TYPES])
+    bound = bind_recipe(parse_recipe(document), registry, base_dir=tmp_path)
+    return engine.run(bound, RunOptions(workers=6, **options))
+
+
+def pool_of(*servers: ComfyTestServer, **options: Any) -> ComfyPool:
+    return ComfyPool([ComfyInstance(s.url, f"gpu{i}", poll_interval=0.1) for i, s in enumerate(servers)],
+                     health_interval=0.2, **options)
+
+
+@pytest.fixture
+def comfy(tmp_path: Path) -> Iterator[ComfyTestServer]:
+    server = ComfyTestServer(full_instance(WITH_MODELS), tmp_path / "comfy", faults=Faults(step_seconds=0.002)).start()
+    yield server
+    server.stop()
+
+
+def probe(path: str) -> dict[str, Any]:
+    return ffmpeg.probe(path, count_frames=None)["streams"][0]
+
+
+def history(url: str) -> dict[str, Any]:
+    return requests.get(f"{url}/history", timeout=10).json()
+
+
+def admin(url: str) -> dict[str, Any]:
+    return requests.get(f"{url}/admin/state", timeout=10).json()
+
+
+def texts(entry: dict[str, Any]) -> list[str]:
+    """The prompts a ComfyUI history entry's text encoders got (Wan/Hunyuan/Kling spell it differently)."""
+    return [node["inputs"].get("text") or node["inputs"].get("prompt") for node in entry["prompt"][2].values()
+            if node["class_type"] in ("CLIPTextEncode", "TextEncodeHunyuanVideo_ImageToVideo", "KlingImage2VideoNode")]
+
+
+def executed(result: RunResult, node: str) -> list[int | None]:
+    return sorted(e.element for e in result.executions if e.node == node and e.status == "executed")
+
+
+@pytest.mark.parametrize("model", ["wan2.1", "wan2.2", "hunyuan", "kling"])
+def test_each_model_is_one_input_and_the_engine_treats_them_alike(engine, comfy, tmp_path, monkeypatch, model):
+    monkeypatch.setenv("COMFY_ORG_API_KEY", "test-key")
+    with pool_of(comfy) as pool:
+        result = run(engine, recipe(model), tmp_path, comfy=pool)
+        assert result.status == "succeeded", result.failures
+        written = export_outputs(result.outputs, tmp_path / "out", engine.store)
+        for clip in written["clips"]:
+            stream = probe(clip)
+            assert (stream["codec_name"], stream["width"], stream["height"]) == ("h264", 64, 112)
+            assert (stream["r_frame_rate"], int(stream["nb_read_frames"])) == ("10/1", 5)
+        placements = [json.loads(Path(p).read_text()) for p in written["placements"]]
+        assert {p["instance"] for p in placements} == {"gpu0"} and {p["model"] for p in placements} == {model}
+        assert all(p["comfy_model_files"] == MODEL_FILES[model] and p["comfyui_version"] == "0.26.0" for p in placements)
+        entries = history(comfy.url)
+        assert sorted(p["prompt_id"] for p in placements) == sorted(entries)
+        sent = sorted(text for entry in entries.values() for text in texts(entry) if "camera" in (text or ""))
+        assert sent == sorted(f"{scene}. Slow camera push in" for scene in SCENES)
+        if model == "kling":  # the key reached the API node (it ran) but is not kept with the job
+            job = requests.get(f"{comfy.url}/api/jobs/{placements[0]['prompt_id']}", timeout=10).json()
+            assert "api_key_comfy_org" not in job["workflow"]["extra_data"]
+
+        again = run(engine, recipe(model), tmp_path, comfy=pool)
+        assert again.status == "succeeded" and executed(again, "motion") == []
+        assert len(history(comfy.url)) == 3  # nothing sent again
+
+
+def test_still_motion_and_interpolation_all_on_comfy(engine, comfy, tmp_path):
+    document = {
+        "reelgraph": 1,
+        "nodes": {
+            "still": {"type": "image.generate", "inputs": {"prompt": "a lighthouse", "style": "ink", "width": 64,
+                                                           "height": 112, "model": "sdxl"}},
+            "motion": {"type": "video.i2v", "inputs": {"image": {"link": ["still", "image"]}, "seconds": 0.5,
+                                                       "fps": 10, "width": 64, "height": 112, "model": "wan2.1"}},
+            "smooth": {"type": "video.interpolate", "inputs": {"video": {"link": ["motion", "video"]}, "fps": 20,
+                                                               "method": "rife"}},
+        },
+        "outputs": {"still": {"link": ["still", "image"]}, "clip": {"link": ["smooth", "video"]},
+                    "how": {"link": ["smooth", "placement"]}},
+    }
+    with pool_of(comfy) as pool:
+        result = run(engine, document, tmp_path, comfy=pool)
+    assert result.status == "succeeded", result.failures
+    written = export_outputs(result.outputs, tmp_path / "out", engine.store)
+    still = probe(written["still"])
+    assert (still["width"], still["height"]) == (64, 112)
+    clip = probe(written["clip"])
+    assert (clip["width"], clip["height"], clip["r_frame_rate"], int(clip["nb_read_frames"])) == (64, 112, "20/1", 10)
+    how = json.loads(Path(written["how"]).read_text())
+    assert (how["placement"], how["method"], how["multiplier"]) == ("comfy", "rife", 2)
+    classes = [{n["class_type"] for n in e["prompt"][2].values()} for e in history(comfy.url).values()]
+    assert ["CheckpointLoaderSimple" in c for c in classes] == [True, False, False]
+    assert ["WanImageToVideo" in c for c in classes] == [False, True, False]
+    assert ["RIFE VFI" in c for c in classes] == [False, False, True]
+    sdxl = next(n for n in next(iter(history(comfy.url).values()))["prompt"][2].values()
+                if n["class_type"] == "CLIPTextEncode" and n["inputs"]["text"])
+    assert sdxl["inputs"]["text"] == "a lighthouse, ink"
+
+
+def test_without_an_instance_the_node_says_how_to_get_one(engine, tmp_path):
+    result = run(engine, recipe("wan2.2", SCENES[:1]), tmp_path)
+    [failure] = result.failures
+    assert failure.error == {"node": "motion", "step": "execute", "cause": "video.i2v model 'wan2.2' needs a ComfyUI "
+                             "instance: start one with `reelgraph comfy up` or pass `--comfy URL`"}
+
+
+def test_unknown_model_and_missing_key_fail_before_submission(engine, comfy, tmp_path, monkeypatch):
+    monkeypatch.delenv("COMFY_ORG_API_KEY", raising=False)
+    with pool_of(comfy) as pool:
+        bad = run(engine, recipe("sora", SCENES[:1]), tmp_path, comfy=pool)
+        kling = run(engine, recipe("kling", SCENES[:1]), tmp_path, comfy=pool)
+    assert bad.failures[0].error["cause"].startswith("input 'model': 'sora' is not one of kenburns, wan2.1, wan2.2, ")
+    assert kling.failures[0].error["cause"] == ("video.i2v model 'kling' (a Comfy.org API node): set the environment "
+                                                "variable COMFY_ORG_API_KEY to use this provider")
+    assert history(comfy.url) == {}
+
+
+def test_missing_model_is_refused_before_submission_and_named_in_the_report(engine, tmp_path):
+    with ComfyTestServer(dump(NO_MODELS), tmp_path / "bare") as bare, pool_of(bare) as pool:
+        result = run(engine, recipe("wan2.1"), tmp_path, comfy=pool)
+        assert history(bare.url) == {}
+    assert sorted(f.element for f in result.failures if f.node == "motion") == [0, 1, 2]
+    for failure in result.failures:
+        assert failure.error["step"] == "execute"
+        assert failure.error["cause"].startswith(f"recipe node 'motion[{failure.element}]' (ComfyUI node ")
+        assert "model file wan2.1_i2v_480p_14B_fp16.safetensors is not on instance gpu0" in failure.error["cause"]
+
+
+def test_node_errors_are_reported_per_recipe_node(engine, comfy, tmp_path):
+    """Model files removed after the pool read the instance's schemas: ComfyUI refuses with
+    node_errors, mapped back to the scene; the pool re-reads the schemas, so later scenes are
+    refused before submission with the same plain words."""
+    with pool_of(comfy) as pool:
+        requests.post(f"{comfy.url}/admin/object_info", json={"path": str(SHARED_COMFY / NO_MODELS)}, timeout=10)
+        result = run(engine, recipe("wan2.1"), tmp_path, comfy=pool)
+    causes = {f.element: f.error["cause"] for f in result.failures if f.node == "motion"}
+    assert set(causes) == {0, 1, 2}
+    assert any(c.startswith("ComfyUI instance gpu0 refused the workflow: recipe node 'motion[") for c in causes.values())
+    for element, cause in causes.items():
+        assert f"recipe node 'motion[{element}]' (ComfyUI node " in cause
+        assert "model file wan2.1_i2v_480p_14B_fp16.safetensors is not on instance gpu0" in cause
+    assert requests.get(f"{comfy.url}/queue", timeout=10).json() == {"queue_running": [], "queue_pending": []}
+
+
+def test_a_crash_mid_run_restarts_the_instance_and_loses_no_finished_scene(engine, tmp_path):
+    """kill -9 the ComfyUI process while a scene runs: the supervisor starts it again, the lost
+    prompts are resubmitted, the run completes, and scenes finished before the crash are not redone."""
+    shim = write_comfy_shim(tmp_path / "ComfyUI", full_instance_file(tmp_path), {"step_seconds": 0.03})
+    managed = ManagedInstance(shim, "gpu0", tmp_path / "state", ready_timeout=60)
+    supervisor = Supervisor([managed], interval=0.2)
+    supervisor.start()
+    finished: list[tuple[float, int]] = []
+    outcome: list[RunResult] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "node_finished" and event["node"] == "motion" and event["status"] == "executed":
+            finished.append((time.monotonic(), event["element"]))
+
+    try:
+        with ComfyPool(supervisor.pool_instances(poll_interval=0.1), health_interval=0.2) as pool:
+            worker = threading.Thread(target=lambda: outcome.append(
+                run(engine, recipe("wan2.1"), tmp_path, comfy=pool, on_event=on_event)))
+            worker.start()
+            deadline = time.monotonic() + 60
+            while not (finished and admin(managed.url)["current_node"] is not None):
+                assert time.monotonic() < deadline and worker.is_alive()
+                time.sleep(0.01)
+            killed_at, old_pid = time.monotonic(), managed.pid
+            os.kill(old_pid, signal.SIGKILL)
+            worker.join(90)
+            [result] = outcome
+            assert result.status == "succeeded", result.failures
+            assert executed(result, "motion") == [0, 1, 2]  # each scene once: nothing finished was redone
+            assert managed.restarts == 1 and managed.pid != old_pid
+            done_before = {SCENES[element] for at, element in finished if at < killed_at}
+            redone = {text.split(".")[0] for entry in history(managed.url).values() for text in texts(entry)
+                      if text and "camera" in text}
+            assert redone and not redone & done_before  # the new process ran only what was unfinished
+            rerun = run(engine, recipe("wan2.1"), tmp_path, comfy=pool)
+            assert rerun.status == "succeeded" and executed(rerun, "motion") == []
+    finally:
+        supervisor.stop()
+
+
+def test_cancelling_a_run_cancels_its_comfy_prompts(engine, comfy, tmp_path):
+    requests.post(f"{comfy.url}/admin/faults", json={"hang_on": "KSampler", "hang_interruptible": True}, timeout=10)
+    cancel = threading.Event()
+    outcome: list[RunResult] = []
+    with pool_of(comfy) as pool:
+        worker = threading.Thread(target=lambda: outcome.append(run(engine, recipe("wan2.1"), tmp_path, comfy=pool,
+                                                                    cancel=cancel)))
+        worker.start()
+        deadline = time.monotonic() + 30
+        while not (admin(comfy.url)["running"] and admin(comfy.url)["pending"] == 1):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        cancel.set()
+        worker.join(30)
+    [result] = outcome
+    assert result.status == "cancelled"
+    state = admin(comfy.url)
+    assert state["running"] is None and state["pending"] == 0
+    entries = history(comfy.url)
+    assert 1 <= len(entries) <= 2  # what ran was interrupted; what waited was dequeued or interrupted
+    assert all("execution_interrupted" in [m[0] for m in e["status"]["messages"]] for e in entries.values())
