@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Installs what reelgraph needs on a fresh Debian machine: ffmpeg, espeak-ng (offline voice) and
-# a subtitle font (apt), and a virtualenv in .venv with the package and its test tools.
-# Safe to run again; it skips what is already there.
+# Installs what reelgraph needs on a fresh Debian machine, skipping what is already there:
+#   apt: ffmpeg, espeak-ng (offline voice), DejaVu fonts (subtitles); with --tests also chromium
+#        (the ComfyUI frontend screenshot test)
+#   .venv: the package, editable; with --tests also its test extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+TESTS=0
+if [ "${1:-}" = "--tests" ]; then TESTS=1; fi
 PYTHON="${PYTHON:-python3}"
+
 APT_PACKAGES=()
 if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then APT_PACKAGES+=(ffmpeg); fi
 if ! command -v espeak-ng >/dev/null; then APT_PACKAGES+=(espeak-ng); fi
 if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then APT_PACKAGES+=(fonts-dejavu-core); fi
+if [ "$TESTS" = 1 ] && ! command -v chromium >/dev/null; then APT_PACKAGES+=(chromium); fi
 # Debian's own python3 ships venv/ensurepip separately
 if [ ! -x .venv/bin/python ] && ! "$PYTHON" -c "import ensurepip, venv" 2>/dev/null; then APT_PACKAGES+=(python3-venv); fi
 if [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
@@ -23,4 +28,6 @@ fi
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+TARGET="."
+if [ "$TESTS" = 1 ]; then TARGET=".[test]"; fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e "$TARGET"
