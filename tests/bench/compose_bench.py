@@ -42,16 +42,7 @@ from reelgraph.nodes.pipeline.encoding import video_encode
 from reelgraph.nodes.registry import NodeRegistry
 from reelgraph.nodes.types import NodeContext, NodeType, Port, node_type
 
-if __package__:  # python -m reelgraph.tests.bench.compose_bench
-    from .run_benchmarks import Row, Scratch, environment, open_engine, render
-else:  # python tests/bench/compose_bench.py
-    from reelgraph.tests.bench.run_benchmarks import (  # type: ignore[no-redef]
-        Row,
-        Scratch,
-        environment,
-        open_engine,
-        render,
-    )
+from reelgraph.tests.bench.run_benchmarks import Row, Scratch, environment, open_engine, render
 
 MB = 1e6
 MOTIONS = ("zoom_in", "pan_left", "zoom_out", "pan_up", "pan_right", "pan_down")

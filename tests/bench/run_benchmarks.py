@@ -3,8 +3,8 @@
 Run from the repository root (``scripts/bench.sh`` does the first):
 
     .venv/bin/python -m reelgraph.tests.bench.run_benchmarks           # full (about half a minute)
-    .venv/bin/python -m tests.bench.run_benchmarks --quick             # smoke mode (a few seconds)
-    .venv/bin/python tests/bench/run_benchmarks.py --json bench.json   # also write the results
+    .venv/bin/python -m reelgraph.tests.bench.run_benchmarks --quick   # smoke mode (a few seconds)
+    .venv/bin/python -m reelgraph.tests.bench.run_benchmarks --json bench.json   # also write the results
 
 Speed is reported, never asserted: every timing is shown next to its target and next to a
 baseline measured in the same process, as ratios. The exit status is 0 whatever the timings
@@ -15,7 +15,6 @@ not a slowness.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -43,14 +42,7 @@ from reelgraph.nodes.types import NodeContext
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-if __package__:  # python -m reelgraph.tests.bench.run_benchmarks, or -m tests.bench.run_benchmarks
-    from . import bench_nodes
-else:  # python tests/bench/run_benchmarks.py
-    try:
-        import reelgraph.tests.bench.bench_nodes as bench_nodes
-    except ImportError:  # reelgraph installed without its tests: import them from the checkout
-        sys.path.insert(0, str(REPO_ROOT))
-        import tests.bench.bench_nodes as bench_nodes  # type: ignore[no-redef]
+from reelgraph.tests.bench import bench_nodes
 
 NODE_TYPES = bench_nodes.NODE_TYPES
 MS = 1e-3
@@ -375,21 +367,6 @@ def bench_noop(settings: Settings, scratch: Scratch, state: dict[str, Any]) -> l
 
 
 # ---- benchmark 2: cold CLI no-op rerun ---------------------------------------------------------
-def _plugin_module() -> tuple[str, list[str]]:
-    """The module name the fake entry point names, and what a subprocess needs on its path for it.
-
-    ``reelgraph.tests.bench.bench_nodes`` (the checkout is the package) when that imports, so the
-    CLI runs exactly as installed; otherwise ``tests.bench.bench_nodes`` with the checkout on the path.
-    """
-    try:
-        spec = importlib.util.find_spec("reelgraph.tests.bench.bench_nodes")
-    except ImportError:
-        spec = None
-    if spec is not None:
-        return "reelgraph.tests.bench.bench_nodes", []
-    return "tests.bench.bench_nodes", [str(REPO_ROOT)]
-
-
 def _fake_distribution(folder: Path, module: str) -> None:
     """A dist-info publishing the bench node types under the ``reelgraph.nodes`` entry point group."""
     dist = folder / "reelgraph_benchnodes-0.0.dist-info"
@@ -419,15 +396,12 @@ def bench_cli(settings: Settings, scratch: Scratch, state: dict[str, Any]) -> li
     if "dag_home" not in state:
         raise RuntimeError("needs the cache that benchmark 1 populates, and benchmark 1 did not run")
     plugin_dir = scratch.folder("plugin")
-    module, extra_path = _plugin_module()
-    _fake_distribution(plugin_dir, module)
+    _fake_distribution(plugin_dir, bench_nodes.__name__)
     recipe_path = scratch.folder("recipe") / "bench_dag.json"
     recipe_path.write_text(json.dumps(state["dag_document"]))
     out_dir = scratch.folder("out")
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(plugin_dir), *extra_path] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-    )
+    env["PYTHONPATH"] = os.pathsep.join([str(plugin_dir)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.pop("REELGRAPH_HOME", None)
     command = [*_cli_command(), "--home", str(state["dag_home"]), "run", str(recipe_path), "--out", str(out_dir), "--quiet"]
     bare = [sys.executable, "-c", "pass"]

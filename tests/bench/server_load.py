@@ -1,8 +1,8 @@
 """Engine API under load: submission latency and event delivery lag, from a second process on loopback.
 
     .venv/bin/python -m reelgraph.tests.bench.server_load              # 50 req/s for 60 s
-    .venv/bin/python tests/bench/server_load.py --quick                # 50 req/s for 10 s
-    .venv/bin/python tests/bench/server_load.py --rate 100 --seconds 30 --json server.json
+    .venv/bin/python -m reelgraph.tests.bench.server_load --quick                # 50 req/s for 10 s
+    .venv/bin/python -m reelgraph.tests.bench.server_load --rate 100 --seconds 30 --json server.json
 
 A real ``reelgraph serve`` subprocess (fresh home, bearer token, rate limit out of the way) gets
 an open-loop stream of ``POST /v1/runs``: requests leave on a fixed schedule whatever the
@@ -43,14 +43,7 @@ from typing import Any
 import requests
 import websocket
 
-if __package__:
-    from .run_benchmarks import Row, Settings, environment, percentile, render
-else:  # python tests/bench/server_load.py
-    try:
-        from reelgraph.tests.bench.run_benchmarks import Row, Settings, environment, percentile, render
-    except ImportError:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-        from tests.bench.run_benchmarks import Row, Settings, environment, percentile, render  # type: ignore[no-redef]
+from reelgraph.tests.bench.run_benchmarks import Row, Settings, environment, percentile, render
 
 TOKEN = "bench-token"
 PROBE_ITEMS = 20  # uncached executions per probe run, so its events keep coming after a subscriber connects

@@ -41,17 +41,8 @@ from reelgraph.graphs.templates import template_path
 from reelgraph.graphs.validate import load_and_bind
 from reelgraph.nodes.registry import default_registry
 
-if __package__:  # python -m reelgraph.tests.bench.template_bench
-    from .compose_bench import report
-    from .run_benchmarks import Row, Scratch, environment, open_engine
-else:  # python tests/bench/template_bench.py
-    from reelgraph.tests.bench.compose_bench import report  # type: ignore[no-redef]
-    from reelgraph.tests.bench.run_benchmarks import (  # type: ignore[no-redef]
-        Row,
-        Scratch,
-        environment,
-        open_engine,
-    )
+from reelgraph.tests.bench.compose_bench import report
+from reelgraph.tests.bench.run_benchmarks import Row, Scratch, environment, open_engine
 
 
 @dataclass(frozen=True)
