@@ -26,9 +26,9 @@ each job goes, late (when an instance has room), from everything that waits:
   job still compiles, else fail with the mapped, recipe-level message. A set cancel event takes a
   waiting job out, and interrupts or dequeues a submitted one.
 
-Inputs are uploaded under a content-addressed subfolder (``reelgraph/in/<sha256>/``), so a retried
-or repeated job names the same file and ComfyUI's own cache still applies; outputs get a
-per-job ``filename_prefix`` (``reelgraph/<job>/``).
+Inputs are uploaded under a content-addressed subfolder (``reelgraph/in/<sha256>/``) without
+overwriting, so a retried or repeated job names the same file, ComfyUI's own cache still applies,
+and no upload rewrites a file a running prompt reads; outputs get a per-job ``filename_prefix``.
 """
 
 from __future__ import annotations
@@ -357,7 +357,9 @@ class ComfyPool:
         if ticket.free_first:  # ComfyUI applies it after the running prompt, before ours
             client.free(unload_models=True)
             instance.counts["frees"] += 1
-        names = {role: client.upload(path, subfolder=ticket.names[role].rsplit("/", 1)[0])
+        # Never overwrite: the name is the content's digest, so an existing file is this file, and
+        # rewriting it could tear it under a running prompt that reads it (ComfyUI keeps a same-hash file).
+        names = {role: client.upload(path, subfolder=ticket.names[role].rsplit("/", 1)[0], overwrite=False)
                  for role, path in ticket.job.uploads.items()}
         compiled = ticket.compile_for(instance)
         if names != ticket.names:  # the server renamed an upload: compile with its names

@@ -266,7 +266,7 @@ def test_cancel_dequeues_waiting_prompts_and_interrupts_the_running_one(one, tmp
             wait_for(lambda: queue_names(one)[0] and queue_names(one)[1] and pool.pending() == 2)
         except AssertionError:
             inst = pool.instances[0]
-            print("DIAG", queue_names(one), pool.pending(), [t.job.recipe_node for t in inst.active], [t.started for t in inst.active], errors, admin(one), history(one).keys(), {n: t.is_alive() for n, t in threads.items()})
+            print("DIAG", queue_names(one), pool.pending(), [t.job.recipe_node for t in inst.active], [t.started for t in inst.active], errors, admin(one), history(one), {n: t.is_alive() for n, t in threads.items()})
             raise
         [running], [queued] = queue_names(one)
         held = [n for n in names if n not in (running, queued)]
