@@ -113,8 +113,12 @@ def test_two_processes_running_the_same_work_execute_it_once(cli, tmp_path, plug
     }))
     command = [sys.executable, "-m", "reelgraph.cli", "--home", str(cli.home), "run", str(recipe), "--quiet"]
     env = cli_env(plugin_path, cli.log)
-    procs = [subprocess.Popen([*command, "--out", f"o{i}"], env=env, cwd=tmp_path) for i in range(2)]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    procs = [
+        subprocess.Popen([*command, "--out", f"o{i}"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    finished = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [stderr for _, stderr in finished]
     assert sorted(e for e in logged(cli.log) if e[0] == "slow") == [("slow", i) for i in range(4)]
 
 
