@@ -94,6 +94,11 @@ class NodeType:
     resources: Mapping[str, int] = field(default_factory=dict)
     # Facts outside the inputs that change outputs (tool versions, model digests); computed once.
     environment: Callable[[], Mapping[str, Any]] | None = None
+    # Per-execution facts outside the graph, from the execution's input values (e.g. a digest of
+    # the files in a folder input, like ComfyUI's IS_CHANGED); they enter that execution's key.
+    fingerprint: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
+    # Estimated cost in USD of one execution from its input values (None: free or unknown).
+    estimate_cost: Callable[[Mapping[str, Any]], float | None] | None = None
 
     def input(self, name: str) -> Port | None:
         return next((port for port in self.inputs if port.name == name), None)
@@ -113,6 +118,8 @@ def node_type(
     category: str = "",
     resources: Mapping[str, int] | None = None,
     environment: Callable[[], Mapping[str, Any]] | None = None,
+    fingerprint: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    estimate_cost: Callable[[Mapping[str, Any]], float | None] | None = None,
 ) -> Callable[[NodeFunction], NodeType]:
     """Decorator turning ``fn(ctx, **inputs) -> {output: value}`` into a NodeType."""
 
@@ -129,6 +136,8 @@ def node_type(
             category=category,
             resources=dict(resources or {}),
             environment=environment,
+            fingerprint=fingerprint,
+            estimate_cost=estimate_cost,
         )
 
     return wrap
