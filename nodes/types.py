@@ -41,6 +41,22 @@ class Port:
             raise ValueError(f"port {self.name!r}: unknown value type {self.type!r}")
 
 
+@dataclass(frozen=True)
+class DownstreamUse:
+    """A child execution that will consume this execution's ``output`` through its ``input``.
+
+    ``inputs`` holds the child's other input values, already known (scalars only). An
+    implementation that can compute the child's result as a by-product (e.g. one ComfyUI prompt
+    for i2v followed by interpolation) hands it over with :meth:`NodeContext.prefill`."""
+
+    node_id: str
+    node_type: str
+    input: str
+    output: str
+    element: int | None
+    inputs: Mapping[str, Any]
+
+
 class NodeContext:
     """What an implementation gets besides its inputs: its own work directory and progress, and
     the run's ComfyUI pool (``comfy``) when it has one, for node types with a ComfyUI placement."""
@@ -53,6 +69,7 @@ class NodeContext:
         report_progress: Callable[[float, str], None] | None = None,
         cancelled: threading.Event | None = None,
         comfy: ComfyPool | None = None,
+        downstream: tuple[DownstreamUse, ...] = (),
     ) -> None:
         self.work_dir = work_dir
         self.node_id = node_id
@@ -60,6 +77,16 @@ class NodeContext:
         self._report_progress = report_progress
         self.cancelled = cancelled or threading.Event()
         self.comfy = comfy
+        self.downstream = downstream
+        self.prefilled: list[tuple[DownstreamUse, Mapping[str, Any]]] = []
+
+    def prefill(self, use: DownstreamUse, outputs: Mapping[str, Any]) -> None:
+        """Hand over ``use``'s outputs, as its implementation would return them (files written in
+        this work directory). The engine keeps them as that child's result only if the child's
+        inputs turn out exactly as assumed; otherwise the child runs normally."""
+        if use not in self.downstream:
+            raise ValueError(f"{use.node_id!r} is not a downstream use of {self.node_id!r}")
+        self.prefilled.append((use, dict(outputs)))
 
     def progress(self, fraction: float, message: str = "") -> None:
         if self._report_progress is not None:
