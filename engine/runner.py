@@ -20,11 +20,27 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from ..graphs.validate import BoundNode, BoundRecipe
-from ..nodes.types import FILE_TYPES, NodeContext, NodeFailure, NodeType, type_label, value_matches
+from ..nodes.types import (
+    FILE_TYPES,
+    DownstreamUse,
+    NodeContext,
+    NodeFailure,
+    NodeType,
+    type_label,
+    value_matches,
+)
 from .canonical import digest_bytes
+from .cost import settled, spent
 from .expand import ElementWork, ExpandError, KeyContext, cached_result, expand
 from .records import Execution, RunRecords
 from .store import ActionResult, ArtifactStore
+from .streaming import (
+    PartialOutputs,
+    Prefill,
+    downstream_uses,
+    stream_sources,
+    upstream_view,
+)
 from .values import (
     FAILED,
     OutputError,
@@ -68,6 +84,15 @@ class RunResult:
     @property
     def failures(self) -> list[Execution]:
         return [e for e in self.executions if e.status == "failed"]
+
+
+@dataclass
+class _Outcome:
+    """What a worker hands back: the execution's result and any results it computed for children."""
+
+    result: ActionResult
+    from_cache: bool
+    prefills: list[tuple[DownstreamUse, dict[str, Any], tuple[str, ...]]] = field(default_factory=list)
 
 
 class RunConfigError(ValueError):
@@ -140,11 +165,16 @@ class Runner:
         self._values: dict[str, Mapping[str, PortValue]] = {}
         self._executions: list[Execution] = []
         self._unrecorded: list[Execution] = []
-        self._node_works: dict[str, list[ElementWork]] = {}
+        self._needed: set[str] = set()
+        self._node_works: dict[str, dict[int | None, ElementWork]] = {}
         self._element_results: dict[str, dict[int | None, Mapping[str, Any] | Any]] = defaultdict(dict)
         self._open_elements: dict[str, int] = {}
+        self._finished: list[str] = []  # nodes whose last element settled; the loop releases their children
+        self._partial: dict[str, PartialOutputs] = {}  # fanned nodes still settling
+        self._stream_candidates: set[str] = set()  # children of nodes with newly settled elements
+        self._prefills: dict[tuple[str, int | None], Prefill] = {}
         self._queue: deque[ElementWork] = deque()
-        self._running: dict[Future[tuple[ActionResult, bool]], tuple[ElementWork, float]] = {}
+        self._running: dict[Future[_Outcome], tuple[ElementWork, float]] = {}
         self._inflight: dict[str, list[ElementWork]] = {}  # key -> works waiting on the one running it
         self._held: dict[str, int] = defaultdict(int)
         self._key_context = KeyContext(store, bound.base_dir)
@@ -153,42 +183,57 @@ class Runner:
     def run(self) -> RunResult:
         started = time.perf_counter()
         order = needed_nodes(self.bound, self.options.outputs)
+        self._needed = set(order)
         self._check_limits(order)
         recipe_name = self.bound.recipe.name or "unnamed"
         # the record only needs to identify the recipe version, so pydantic's fast dump suffices here
         recipe_digest = digest_bytes(self.bound.recipe.model_dump_json(exclude_unset=True).encode())
         self.records.start_run(self.run_id, recipe_name, recipe_digest, dict(self.bound.params))
         self._emit({"event": "run_started", "run_id": self.run_id, "nodes": len(order)})
-        # a node becomes ready once every upstream node has all its elements settled
+        # A node becomes ready once every upstream node has all its elements settled; before that,
+        # a fanned node may stream: element i starts once element i of its fanned inputs is done.
         waiting = {node: self.bound.graph.in_degree(node) for node in order}
         ready = deque(node for node in order if waiting[node] == 0)
 
-        def release_children(finished_nodes: list[str]) -> None:
-            for finished in finished_nodes:
-                for child in self.bound.graph.successors(finished):
-                    if child in waiting:
-                        waiting[child] -= 1
-                        if waiting[child] == 0:
-                            ready.append(child)
+        def advance() -> None:
+            """Start whatever became startable, until nothing more settles synchronously (cache hits)."""
+            while ready or self._finished or self._stream_candidates:
+                while ready:
+                    self._start_node(ready.popleft())
+                while self._finished:
+                    for child in self.bound.graph.successors(self._finished.pop()):
+                        if child in waiting:
+                            waiting[child] -= 1
+                            if waiting[child] == 0:
+                                ready.append(child)
+                if not ready and self._stream_candidates:
+                    candidates = sorted(self._stream_candidates, key=position.__getitem__)
+                    self._stream_candidates.clear()
+                    for child in candidates:
+                        if waiting[child] > 0:
+                            self._stream(child)
+
+        position = {node: index for index, node in enumerate(order)}
 
         status = "succeeded"
         try:
             with ThreadPoolExecutor(max_workers=max(1, self.options.workers), thread_name_prefix="reelgraph") as pool:
-                while ready or self._running or self._queue:
+                while ready or self._running or self._queue or self._finished or self._stream_candidates:
                     if self.cancelled.is_set():
                         ready.clear()
                         self._queue.clear()
+                        self._stream_candidates.clear()
                         if not self._running:
                             break
-                    while ready:
-                        release_children(self._start_node(ready.popleft()))
+                    else:
+                        advance()
                     self._dispatch(pool)
                     self._flush_records()
                     if not self._running:
                         continue
                     done, _ = wait(list(self._running), timeout=0.5, return_when=FIRST_COMPLETED)
                     for future in done:
-                        release_children(self._complete(future))
+                        self._complete(future)
         except BaseException:
             self.cancelled.set()
             status = "interrupted"
@@ -210,43 +255,95 @@ class Runner:
         return RunResult(self.run_id, status, self._executions, outputs, time.perf_counter() - started)
 
     # ---- coordinator ---------------------------------------------------------------------
-    def _start_node(self, node_id: str) -> list[str]:
-        """Expand a node whose upstream is complete; returns nodes that completed synchronously."""
+    def _start_node(self, node_id: str) -> None:
+        """Expand a node whose upstream is complete (the rest of it, if it has been streaming)."""
         node = self.bound.nodes[node_id]
         if node.node_type is None:
             cause = (
                 f"{node.spec.type} is a ComfyUI node; it runs on a ComfyUI backend, and this engine has none configured"
             )
             self._fail_whole_node(node, "dispatch", cause)
-            return [node_id]
+            return
+        started = self._node_works.get(node_id)
+        if started is not None and self._open_elements[node_id] == 0:
+            return  # streamed to the end already
         try:
             works = expand(node, node.node_type, self._values, self._key_context)
         except (ExpandError, NodeFailure, OSError) as exc:
             self._fail_whole_node(node, "prepare inputs", str(exc))
-            return [node_id]
-        self._node_works[node_id] = works
-        self._open_elements[node_id] = len(works)
-        if not works:
-            self._finish_node(node_id)
-            return [node_id]
-        completed = [self._start_work(work) for work in works]
-        return [node for node in completed if node is not None]
+            return
+        if started is None:
+            self._begin_node(node_id, works, len(works))
+            if not works:
+                self._finish_node(node_id)
+        for work in works:
+            if started is None or work.element not in started:
+                self._add_work(work)
 
-    def _start_work(self, work: ElementWork) -> str | None:
-        """Resolve one execution from the cache or queue it; returns the node id if that completed it."""
+    def _begin_node(self, node_id: str, works: list[ElementWork], count: int) -> None:
+        node_type = self.bound.nodes[node_id].node_type
+        assert node_type is not None
+        self._node_works[node_id] = {}
+        self._open_elements[node_id] = count
+        if works and works[0].element is not None:
+            self._partial[node_id] = PartialOutputs(node_type, count)
+
+    def _stream(self, node_id: str) -> None:
+        """Start the elements of a not-yet-ready node whose own upstream elements are settled."""
+        node = self.bound.nodes[node_id]
+        sources = stream_sources(node, self._values, self._partial)
+        if sources is None:
+            return
+        started = self._node_works.get(node_id, {})
+        indices = [
+            index for index in range(sources.count)
+            if index not in started and all(index in self._partial[s].settled for s in sources.pending)
+        ]
+        if not indices:
+            return
+        assert node.node_type is not None
+        view = upstream_view(node, self._values, self._partial)
+        try:
+            works = expand(node, node.node_type, view, self._key_context, indices)
+        except (ExpandError, NodeFailure, OSError):
+            return  # the whole-node path reports it once the upstream is complete
+        if node_id not in self._node_works:
+            self._begin_node(node_id, works, sources.count)
+        for work in works:
+            self._add_work(work)
+
+    def _add_work(self, work: ElementWork) -> None:
+        self._node_works[work.node.id][work.element] = work
+        self._start_work(work)
+
+    def _start_work(self, work: ElementWork) -> None:
+        """Resolve one execution from the cache (or a prefill), or queue it."""
         if work.blocked_by is not None:
-            return self._settle(work, "skipped", FAILED, error=("upstream", f"upstream node {work.blocked_by!r} failed"))
+            self._settle(work, "skipped", FAILED, error=("upstream", f"upstream node {work.blocked_by!r} failed"))
+            return
         forced = work.node.id in self.options.force
         if not forced:
             hit = cached_result(self.store, work)
             if hit is not None:
-                return self._settle(work, "cached", hit.outputs)
+                self._settle(work, "cached", hit.outputs, provenance=hit.provenance)
+                return
+        prefill = self._prefills.pop((work.node.id, work.element), None)
+        if prefill is not None and prefill.expected == work.input_docs:
+            self._use_prefill(work, prefill)
+            return
         if work.key in self._inflight:  # identical work already running: share its result
             self._inflight[work.key].append(work)
-            return None
+            return
         self._inflight[work.key] = []
         self._queue.append(work)
-        return None
+
+    def _use_prefill(self, work: ElementWork, prefill: Prefill) -> None:
+        now = time.time()
+        result = ActionResult(key=work.key, outputs=dict(prefill.outputs), blobs=prefill.blobs,
+                              provenance=self._provenance(work, now, 0.0) | {"computed_by": prefill.parent, "cost": 0.0})
+        self.store.put_action(result)
+        self._emit({"event": "node_started", "node": work.node.id, "element": work.element, "type": work.node_type.id})
+        self._settle(work, "executed", result.outputs, provenance=result.provenance)
 
     def _dispatch(self, pool: ThreadPoolExecutor) -> None:
         for _ in range(len(self._queue)):
@@ -259,8 +356,16 @@ class Runner:
             for name, amount in work.node_type.resources.items():
                 self._held[name] += amount
             self._emit({"event": "node_started", "node": work.node.id, "element": work.element, "type": work.node_type.id})
-            future = pool.submit(self._execute, work, work.node.id in self.options.force)
+            uses = self._downstream_uses(work)
+            future = pool.submit(self._execute, work, work.node.id in self.options.force, uses)
             self._running[future] = (work, time.perf_counter())
+
+    def _downstream_uses(self, work: ElementWork) -> tuple[DownstreamUse, ...]:
+        children = [
+            self.bound.nodes[child] for child in self.bound.graph.successors(work.node.id)
+            if child in self._needed and child not in self._values
+        ]
+        return downstream_uses(work.node, work.element, children, self._values) if children else ()
 
     def _check_limits(self, order: list[str]) -> None:
         """A node needing more of a resource than its limit could never start: refuse up front."""
@@ -280,24 +385,31 @@ class Runner:
             for name, amount in work.node_type.resources.items()
         )
 
-    def _complete(self, future: Future[tuple[ActionResult, bool]]) -> list[str]:
-        """Settle a finished execution and every identical one that waited on it; returns completed nodes."""
+    def _complete(self, future: Future[_Outcome]) -> None:
+        """Settle a finished execution and every identical one that waited on it."""
         work, began = self._running.pop(future)
         for name, amount in work.node_type.resources.items():
             self._held[name] -= amount
         seconds = time.perf_counter() - began
         sharers = self._inflight.pop(work.key, [])
         try:
-            result, from_cache = future.result()
+            outcome = future.result()
         except StepError as exc:
             error = (exc.step, exc.cause)
-            settled = [self._settle(work, "failed", FAILED, seconds, error)]
-            settled += [self._settle(other, "failed", FAILED, 0.0, error) for other in sharers]
+            self._settle(work, "failed", FAILED, seconds, error)
+            for other in sharers:
+                self._settle(other, "failed", FAILED, 0.0, error)
         else:
-            settled = [self._settle(work, "cached" if from_cache else "executed", result.outputs, seconds)]
-            settled += [self._settle(other, "cached", result.outputs) for other in sharers]
+            result = outcome.result
+            label = work.node.id if work.element is None else f"{work.node.id}[{work.element}]"
+            for use, outputs, blobs in outcome.prefills:
+                expected = {**use.inputs, use.input: result.outputs[use.output]}
+                self._prefills[(use.node_id, use.element)] = Prefill(label, expected, outputs, blobs)
+            status = "cached" if outcome.from_cache else "executed"
+            self._settle(work, status, result.outputs, seconds, provenance=result.provenance)
+            for other in sharers:
+                self._settle(other, "cached", result.outputs, provenance=result.provenance)
         self._flush_records()  # a finished execution is on disk before anything else happens
-        return [node for node in settled if node is not None]
 
     def _settle(
         self,
@@ -306,8 +418,10 @@ class Runner:
         outputs: Mapping[str, Any] | Any,
         seconds: float = 0.0,
         error: tuple[str, str] | None = None,
-    ) -> str | None:
-        """Record one execution's outcome; returns the node id when that was its last open element."""
+        provenance: Mapping[str, Any] | None = None,  # of the result it settled with (its cost)
+    ) -> None:
+        """Record one execution's outcome; finishing the node when that was its last open element."""
+        cost, saved = settled(status, provenance)
         execution = Execution(
             node=work.node.id,
             type=work.node_type.id,
@@ -317,22 +431,31 @@ class Runner:
             seconds=round(seconds, 6),
             error={"node": work.node.id, "step": error[0], "cause": error[1]} if error else None,
             key_doc=work.key_doc if status in ("executed", "cached") else None,
+            cost=cost,
+            saved=saved,
         )
         self._record(execution)
-        self._element_results[work.node.id][work.element] = outputs
-        self._open_elements[work.node.id] -= 1
-        if self._open_elements[work.node.id]:
-            return None
-        self._finish_node(work.node.id)
-        return work.node.id
+        node_id = work.node.id
+        self._element_results[node_id][work.element] = outputs
+        partial = self._partial.get(node_id)
+        if partial is not None and work.element is not None:
+            partial.settle(work.element, outputs)
+            self._stream_candidates.update(self.bound.graph.successors(node_id))
+        self._open_elements[node_id] -= 1
+        if not self._open_elements[node_id]:
+            self._finish_node(node_id)
 
     def _finish_node(self, node_id: str) -> None:
+        if node_id in self._values:
+            return  # failed as a whole while some streamed elements were still running
         node_type = self.bound.nodes[node_id].node_type
         assert node_type is not None
-        works = self._node_works[node_id]
+        elements = sorted(self._node_works[node_id], key=lambda element: -1 if element is None else element)
         results = self._element_results.pop(node_id, {})
-        fanned = not works or works[0].element is not None
-        self._values[node_id] = assemble_outputs(node_type.outputs, [results[w.element] for w in works], fanned)
+        fanned = not elements or elements[0] is not None
+        self._values[node_id] = assemble_outputs(node_type.outputs, [results[e] for e in elements], fanned)
+        self._partial.pop(node_id, None)
+        self._finished.append(node_id)
 
     def _fail_whole_node(self, node: BoundNode, step: str, cause: str) -> None:
         self._record(
@@ -345,6 +468,7 @@ class Runner:
             )
         )
         self._values[node.id] = _FailedOutputs()
+        self._finished.append(node.id)
 
     def _record(self, execution: Execution) -> None:
         self._executions.append(execution)
@@ -357,6 +481,8 @@ class Runner:
                 "status": execution.status,
                 "seconds": execution.seconds,
                 "error": execution.error,
+                "cost": execution.cost,
+                "saved": execution.saved,
             }
         )
 
@@ -370,13 +496,39 @@ class Runner:
             self.options.on_event(event)
 
     # ---- worker --------------------------------------------------------------------------
-    def _execute(self, work: ElementWork, forced: bool) -> tuple[ActionResult, bool]:
+    def _encode_prefill(
+        self, use: DownstreamUse, returned: Mapping[str, Any], work_dir: Path, given: Mapping[str, Any]
+    ) -> tuple[DownstreamUse, dict[str, Any], tuple[str, ...]]:
+        child_type = self.bound.nodes[use.node_id].node_type
+        assert child_type is not None
+        names = {port.name for port in child_type.outputs}
+        if set(returned) != names:
+            raise OutputError(f"the result handed to {use.node_id!r} must have exactly the outputs {sorted(names)}")
+        outputs = {port.name: encode_output(self.store, port, returned[port.name], work_dir, given)
+                   for port in child_type.outputs}
+        blobs = tuple(b for port in child_type.outputs for b in blobs_in(outputs[port.name], port.type))
+        return use, outputs, blobs
+
+    def _provenance(self, work: ElementWork, started: float, seconds: float) -> dict[str, Any]:
+        node_type = work.node_type
+        return {
+            "node_type": node_type.id,
+            "impl_version": node_type.impl_version,
+            "deterministic": node_type.deterministic,
+            "key_doc": work.key_doc,
+            "started": started,
+            "seconds": round(seconds, 6),
+            "host": socket.gethostname(),
+            "run_id": self.run_id,
+        }
+
+    def _execute(self, work: ElementWork, forced: bool, uses: tuple[DownstreamUse, ...]) -> _Outcome:
         """Runs in a worker thread. Holds the key's store lock so other processes wait, not repeat."""
         with self.store.lock(work.key):
             if not forced:
                 hit = cached_result(self.store, work)
                 if hit is not None:
-                    return hit, True
+                    return _Outcome(hit, True)
             suffix = "" if work.element is None else f"-{work.element}"
             work_dir = self.work_dir / f"{_safe_name(work.node.id)}{suffix}-{uuid.uuid4().hex[:6]}"
             work_dir.mkdir(parents=True)
@@ -397,6 +549,7 @@ class Runner:
                     ),
                     self.cancelled,
                     comfy=self.options.comfy,
+                    downstream=uses,
                 )
                 step = "execute"
                 started = time.time()
@@ -415,23 +568,12 @@ class Runner:
                     for port in node_type.outputs
                 }
                 blobs = tuple(b for port in node_type.outputs for b in blobs_in(outputs[port.name], port.type))
-                result = ActionResult(
-                    key=work.key,
-                    outputs=outputs,
-                    blobs=blobs,
-                    provenance={
-                        "node_type": node_type.id,
-                        "impl_version": node_type.impl_version,
-                        "deterministic": node_type.deterministic,
-                        "key_doc": work.key_doc,
-                        "started": started,
-                        "seconds": round(finished - started, 6),
-                        "host": socket.gethostname(),
-                        "run_id": self.run_id,
-                    },
-                )
+                provenance = self._provenance(work, started, finished - started)
+                provenance["cost"] = spent(node_type, context, work.input_docs)  # reported, else estimated
+                result = ActionResult(work.key, outputs, blobs, provenance)
+                prefills = [self._encode_prefill(use, returned, work_dir, given) for use, returned in context.prefilled]
                 self.store.put_action(result)  # blobs are already in; the entry comes last
-                return result, False
+                return _Outcome(result, False, prefills)
             except NodeFailure as exc:
                 raise StepError(step, str(exc)) from exc
             except OutputError as exc:
