@@ -7,7 +7,7 @@ node once per element; an input that declares it receives the whole list (aggreg
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,8 +72,12 @@ def expand(
     node_type: NodeType,
     upstream: Mapping[str, Mapping[str, PortValue]],
     context: KeyContext,
+    indices: Iterable[int] | None = None,
 ) -> list[ElementWork]:
-    """The executions of ``node`` given its upstream outputs; raises ExpandError on bad fan-out."""
+    """The executions of ``node`` given its upstream outputs; raises ExpandError on bad fan-out.
+
+    ``indices`` restricts a fanned node to those elements: the runner starts an element as soon as
+    its own upstream elements are done, while other elements of a fanned input are still pending."""
     fixed: dict[str, tuple[Any, str]] = {}
     fanned: dict[str, PortValue] = {}
     blocked_by: str | None = None
@@ -102,7 +106,7 @@ def expand(
         raise ExpandError(f"list inputs must have the same length to fan out together: {sizes}")
     count = next(iter(lengths.values()))
     works = []
-    for index in range(count):
+    for index in range(count) if indices is None else indices:
         picked = {name: (value.elements[index], value.digest(index)) for name, value in fanned.items()}
         element_blocked = blocked_by or next(
             (node.inputs[name].node for name, (doc, _) in picked.items() if doc is FAILED), None
