@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = recipe_command("plan", "show what a run would execute, what is cached, and why")
     sub.add_argument("--force", action="append", default=[], metavar="NODE")
     sub.add_argument("--output", action="append", metavar="NAME", help="only what this output needs")
+    sub.add_argument(
+        "--comfy", action="append", default=[], metavar="URL",
+        help="ComfyUI instance whose versions key ComfyUI-placed nodes, as for run (default: `reelgraph comfy up`'s)",
+    )
     sub.set_defaults(handler=_cmd_plan)
 
     sub = recipe_command("run", "run a recipe; only dirty nodes execute")
@@ -72,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--comfy", action="append", default=[], metavar="URL",
         help="ComfyUI instance for ComfyUI-placed nodes (repeat; default: those `reelgraph comfy up` runs)",
+    )
+    sub.add_argument(
+        "--priority", type=int, default=0, metavar="N",
+        help="ComfyUI priority of this run's prompts: higher goes first, also in ComfyUI's own queue (default 0)",
     )
     sub.set_defaults(handler=_cmd_run)
 
@@ -97,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE")
     sub.add_argument("-o", "--output-file", type=Path, help="default: standard output")
     sub.add_argument("--object-info", help="saved /object_info JSON or a ComfyUI URL (orders stock nodes' widgets)")
+    sub.add_argument("--expand-comfy", action="store_true",
+                     help="comfy-ui: write nodes that run on ComfyUI as subgraphs of the stock nodes they compile to "
+                          "on that --object-info")
     sub.set_defaults(handler=_cmd_export)
 
     sub = commands.add_parser(
@@ -193,7 +204,11 @@ def _bind(args: argparse.Namespace) -> Any:
     if recipe.name is None:
         recipe = recipe.model_copy(update={"name": path.stem})
     params = _parse_params(args.param, recipe)
-    return bind_recipe(recipe, default_registry(), params, base_dir=path.parent.resolve())
+    bound = bind_recipe(recipe, default_registry(), params, base_dir=path.parent.resolve())
+    from .engine.comfy_groups import fuse_comfy_groups
+
+    fuse_comfy_groups(bound)  # wiring ComfyUI groups cannot honour is a recipe error, reported at once
+    return bound
 
 
 def _engine(args: argparse.Namespace) -> Any:
@@ -253,17 +268,37 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     bound = _bind(args)
     _check_node_ids(bound, args.force, "--force")
     engine = _engine(args)
-    entries = engine.plan(bound, _check_outputs(bound, args.output), frozenset(args.force))
+    from .comfy_workflows.cli import pool_for_run
+
+    comfy = pool_for_run(args.comfy, engine.home)  # ComfyUI-placed keys hold the instances' versions
+    try:
+        entries = engine.plan(bound, _check_outputs(bound, args.output), frozenset(args.force), comfy)
+    finally:
+        if comfy is not None:
+            comfy.close()
     if args.json:
         print(json.dumps([entry.to_json() for entry in entries], indent=2))
         return EXIT_OK
+    from .engine.cost import summary
+
     counts: dict[str, int] = {}
     for entry in entries:
         counts[entry.status] = counts.get(entry.status, 0) + 1
         element = "" if entry.element is None else f"[{entry.element}]"
-        print(f"{entry.status:7} {entry.node}{element} ({entry.type}): {entry.reason}")
+        price = _usd(entry.estimated_cost) if entry.status != "cached" and entry.estimated_cost != 0.0 else ""
+        print(f"{entry.status:7} {entry.node}{element} ({entry.type}): {entry.reason}{price and f'  [{price}]'}")
     print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing to do")
+    cost = summary((e.status, e.estimated_cost, e.saved) for e in entries)
+    unpriced = f", {cost['unpriced']} step(s) not priced" if cost["unpriced"] else ""
+    saved = f", {_usd(cost['saved'])} saved by the cache" if cost["saved"] else ""
+    print(f"estimated cost: {_usd(cost['total'])}{unpriced}{saved} (prices: providers.toml)")
     return EXIT_OK
+
+
+def _usd(amount: float | None) -> str:
+    if amount is None:
+        return "cost unknown"
+    return f"${amount:.4f}" if amount >= 0.0001 or amount == 0 else f"${amount:.6f}"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -294,7 +329,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         force=frozenset(args.force),
         outputs=_check_outputs(bound, args.output),
         on_event=progress.on_event if progress else None,
-        comfy=comfy,
+        comfy=comfy.with_priority(args.priority) if comfy else None,
     )
     try:
         result = engine.run(bound, options)
@@ -404,15 +439,22 @@ def _cmd_export(args: argparse.Namespace) -> int:
                    if name in params else spec for name, spec in recipe.params.items()}
         recipe = recipe.model_copy(update={"params": updated})
         info = load_object_info(args.object_info or os.environ.get(OBJECT_INFO_ENV))
-        _write_or_print(export_ui(recipe, info, default_registry()), args.output_file)
+        _write_or_print(export_ui(recipe, info, default_registry(), expand_comfy=args.expand_comfy), args.output_file)
         return EXIT_OK
+    if args.expand_comfy:
+        _fail("--expand-comfy applies to --format comfy-ui")
     _write_or_print(recipe_to_api(recipe, params), args.output_file)
     return EXIT_OK
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
     from .graphs.comfy_media import is_media, read_embedded_workflow
-    from .graphs.comfy_ui import OBJECT_INFO_ENV, import_workflow, is_ui_format, load_object_info
+    from .graphs.comfy_ui import (
+        OBJECT_INFO_ENV,
+        import_workflow,
+        is_ui_format,
+        load_object_info,
+    )
     from .graphs.errors import GraphError, RecipeInvalid
     from .nodes.registry import default_registry
 
@@ -521,6 +563,9 @@ class Progress:
             self.done += 1
             if not self.tty and event["status"] != "cached":
                 self.stream.write(f"{event['status']:8} {label} {event['seconds']:.2f}s\n")
+        elif kind == "node_warning":
+            clear_line = "\r\033[K" if self.tty else ""
+            self.stream.write(f"{clear_line}warning: {label}: {event['message']}\n")
         elif kind == "run_finished" and self.tty:
             self.stream.write("\r\033[K")
         if self.tty and kind in ("node_started", "node_finished"):

@@ -7,15 +7,26 @@ folder there; its output files stay, since later nodes read them and the UI prev
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import tempfile
 import threading
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from .declare import FILE_SOCKETS, OUTPUT_NODE, UNSET, class_name, input_value, ordered_inputs, param_type_of
+from .declare import (
+    FILE_SOCKETS,
+    OUTPUT_NODE,
+    UNSET,
+    class_name,
+    input_value,
+    ordered_inputs,
+    param_type_of,
+)
 
 PREVIEW_KINDS = {
     ".png": "images", ".jpg": "images", ".jpeg": "images", ".webp": "images", ".gif": "images",
@@ -124,6 +135,27 @@ def _output_value(port: Mapping[str, Any], value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _builtin_types() -> dict[str, Any]:
+    from ..nodes.builtin import NODE_TYPES as BUILTIN_TYPES
+    from ..nodes.pipeline import NODE_TYPES as PIPELINE_TYPES
+
+    return {t.id: t for t in [*BUILTIN_TYPES, *PIPELINE_TYPES]}
+
+
+def _node_type(declaration: Mapping[str, Any]) -> tuple[Any, ModuleType]:
+    """The node type to run and the node API module it was written against. Built-ins come from
+    this pack's own modules; a plugin's type is loaded (now, on first use) through the
+    ``reelgraph`` package it imports, whose classes differ from the pack's when ComfyUI loaded
+    the pack under a path-derived module name."""
+    if not declaration.get("plugin"):
+        from ..nodes import types
+
+        return _builtin_types().get(declaration["id"]), types
+    registry = importlib.import_module("reelgraph.nodes.registry")
+    return registry.default_registry().get(declaration["id"]), importlib.import_module("reelgraph.nodes.types")
+
+
 def execute(declaration: Mapping[str, Any], kwargs: Mapping[str, Any], unique_id: Any) -> dict[str, Any]:
     type_id = declaration["id"]
     listed = any(p.get("is_list") for p in declaration["inputs"])
@@ -135,28 +167,26 @@ def execute(declaration: Mapping[str, Any], kwargs: Mapping[str, Any], unique_id
     if param_type_of(class_name(type_id)) is not None:
         return {"ui": {"text": [json.dumps(inputs["value"], ensure_ascii=False, default=str)]},
                 "result": (inputs["value"],)}
-    from ..nodes.registry import default_registry
-    from ..nodes.types import NodeContext, NodeFailure, type_label, value_matches
-
-    node_type = default_registry().get(type_id)
+    node_type, api = _node_type(declaration)
+    context_class, failure_class = api.NodeContext, api.NodeFailure
     if node_type is None:
         raise ReelgraphNodeError(f"node type {type_id!r} is not installed in this reelgraph")
     for port in ordered_inputs(declaration):
         value = inputs[port["name"]]
         items = value if port.get("is_list") and isinstance(value, list) else [value]
         if port["type"] not in FILE_SOCKETS and port["type"] != "json" and not all(
-            (item is None and port.get("optional")) or value_matches(item, port["type"]) for item in items
+            (item is None and port.get("optional")) or api.value_matches(item, port["type"]) for item in items
         ):
             spec = node_type.input(port["name"])
-            raise ReelgraphNodeError(f"input {port['name']!r} takes {type_label(spec) if spec else port['type']}, "
+            raise ReelgraphNodeError(f"input {port['name']!r} takes {api.type_label(spec) if spec else port['type']}, "
                                      f"got {value!r:.60}")
     arguments = {p["name"]: _decode(p, inputs[p["name"]]) for p in declaration["inputs"]}
     work_dir = root / "reelgraph" / f"{type_id}-{uuid.uuid4().hex[:12]}"
     work_dir.mkdir(parents=True)
-    context = NodeContext(work_dir, str(unique_id or type_id), None, _progress_reporter(unique_id), threading.Event())
+    context = context_class(work_dir, str(unique_id or type_id), None, _progress_reporter(unique_id), threading.Event())
     try:
         returned = node_type.run(context, **arguments)
-    except NodeFailure as exc:
+    except failure_class as exc:
         raise ReelgraphNodeError(f"{type_id}: {exc}") from None
     results = tuple(_output_value(p, returned[p["name"]]) for p in declaration["outputs"])
     shown: list[Any] = []

@@ -10,7 +10,9 @@
 * ``pool`` — ComfyUI instances that node implementations run their workflows through (placement
   by model, queues kept full, priority, retries, cancellation); ``instances`` — managed ComfyUI
   processes (one per GPU, readiness, warm-up, restart on a crash); ``placement`` — the ComfyUI
-  path of video.i2v / image.generate / video.interpolate; ``provision`` + ``manifest.toml`` —
+  path of video.i2v / image.generate / video.interpolate (and their fusion into one prompt);
+  ``keys`` — the ComfyUI and pack versions in their cache keys; ``ui_workflow`` — the UI-format
+  workflow every prompt carries for ComfyUI's output metadata; ``provision`` + ``manifest.toml`` —
   pinned ComfyUI, custom nodes and model files; ``cli`` — ``reelgraph comfy up | doctor | provision``.
 
 See README.md in this folder for how the pieces fit and what is not done yet.

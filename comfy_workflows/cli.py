@@ -193,9 +193,11 @@ def pool_for_run(urls: list[str], home: Path) -> ComfyPool | None:
     """``--comfy URL`` instances, else healthy ones from ``comfy up``'s state file, else none."""
     from ..engine.runner import RunConfigError
     from .errors import ComfyError
-    from .pool import ComfyPool
 
+    # .pool loads requests and websocket-client: imported only when there is an instance to reach
     if urls:
+        from .pool import ComfyPool
+
         try:
             return ComfyPool.connect(urls)
         except ComfyError as exc:
@@ -205,6 +207,8 @@ def pool_for_run(urls: list[str], home: Path) -> ComfyPool | None:
         print(f"reelgraph: note: {why}; running without ComfyUI", file=sys.stderr)
     if not listed:
         return None
+    from .pool import ComfyPool
+
     try:
         pool = ComfyPool.connect([url for _, url in listed], names=[name for name, _ in listed], ready_timeout=2.0)
     except ComfyError as exc:
@@ -303,14 +307,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def _lacks(messages: list[str], family: str, manifest: Any) -> tuple[list[str], str]:
     """Short items for what a compile refusal names, and how to get the model files."""
+    from .provision import unverified_note
+
     items: list[str] = []
     groups: list[str] = []
+    known = []
     for message in messages:
         file = re.match(r"model file (\S+) is not on instance", message)
         model = manifest.for_file(file.group(1)) if file else None
         if file and model is not None:
             items.append(f"model file {model.file} ({model.dir})")
             groups.append(family if family in model.groups else model.groups[0])
+            known.append(model)
         elif file:
             items.append(f"model file {file.group(1)}")
         else:
@@ -319,6 +327,8 @@ def _lacks(messages: list[str], family: str, manifest: Any) -> tuple[list[str], 
     if groups:
         wanted = " ".join(f"--model {g}" for g in dict.fromkeys(groups))
         hint = f"get {'it' if len(groups) == 1 else 'them'} with `reelgraph comfy provision --path COMFYUI_DIR {wanted}`"
+        if note := unverified_note(known):
+            hint += f"; {note}"
     return items, hint
 
 

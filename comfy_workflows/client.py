@@ -179,8 +179,12 @@ class ComfyClient:
     # running a prompt
 
     def submit(self, prompt: Mapping[str, Any], *, prompt_id: str, client_id: str, node_map: Mapping[str, str],
-               extra_data: Mapping[str, Any] | None = None) -> None:
-        body = {"prompt": prompt, "prompt_id": prompt_id, "client_id": client_id, "extra_data": dict(extra_data or {})}
+               extra_data: Mapping[str, Any] | None = None, number: float | None = None) -> None:
+        """POST /prompt. ``number`` places it in ComfyUI's queue (lower first; None: at the end)."""
+        body: dict[str, Any] = {"prompt": prompt, "prompt_id": prompt_id, "client_id": client_id,
+                                "extra_data": dict(extra_data or {})}
+        if number is not None:
+            body["number"] = number
         response = self._http("POST", "/api/prompt", json=body)
         try:
             answer = response.json()
@@ -199,7 +203,7 @@ class ComfyClient:
     def run(self, workflow: CompiledWorkflow | Mapping[str, Any], *, node_map: Mapping[str, str] | None = None,
             on_progress: ProgressCallback | None = None, timeout: float = 3600.0, download_to: Path | None = None,
             extra_data: Mapping[str, Any] | None = None, prompt_id: str | None = None,
-            cancel: threading.Event | None = None) -> RunResult:
+            cancel: threading.Event | None = None, number: float | None = None) -> RunResult:
         """Submit, follow to the end, gather outputs (and download them to ``download_to``).
 
         ``timeout`` counts from submission and again from the moment the prompt starts, so time
@@ -215,7 +219,8 @@ class ComfyClient:
         follow = _Follow(prompt_id, prompt, node_map, on_progress, time.monotonic() + timeout, timeout, cancel)
         ws = self._connect(client_id)
         try:
-            self.submit(prompt, prompt_id=prompt_id, client_id=client_id, node_map=node_map, extra_data=extra_data)
+            self.submit(prompt, prompt_id=prompt_id, client_id=client_id, node_map=node_map, extra_data=extra_data,
+                        number=number)
             entry = self._follow(ws, follow)
         finally:
             ws.close()

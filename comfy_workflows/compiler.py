@@ -258,6 +258,9 @@ class CompiledWorkflow:
     fps: float = 0.0
     width: int = 0
     height: int = 0
+    # Output node id -> what it saves, where one prompt saves several things (a fused prompt:
+    # "video" the generated clip, "interpolated" the same clip after frame interpolation).
+    roles: dict[str, str] = field(default_factory=dict)
 
     def environment(self) -> dict[str, Any]:
         """What, besides the recipe inputs, decides the output: for the engine's cache key."""
@@ -427,23 +430,27 @@ def _interpolate(builder: _Builder, info: ObjectInfo, frames: list[Any], interp:
 
 
 def _output(builder: _Builder, info: ObjectInfo, ports: Mapping[str, list[Any]], fps: float, out: VideoOutput,
-            recipe_node: str) -> None:
+            recipe_node: str) -> list[str]:
+    """The output nodes' fragment; returns the ids of the nodes it added."""
     core = "CreateVideo" in info and "SaveVideo" in info
     use_vhs = out.node == "vhs" or (out.node == "auto" and not core and "VHS_VideoCombine" in info)
     values = {"fps": fps, "filename_prefix": out.filename_prefix, "format": out.vhs_format}
+    before = set(builder.prompt)
     builder.add("vhs_video_combine" if use_vhs else "save_video", recipe_node, values, {}, ports)
+    return [node_id for node_id in builder.prompt if node_id not in before]
 
 
-def compile_video(
-    params: VideoParams,
-    info: ObjectInfo,
-    *,
-    recipe_node: str,
-    instance: str,
-    interpolation: Interpolation | None = None,
-    output: VideoOutput = VideoOutput(),
-) -> CompiledWorkflow:
-    """A text/image-to-video workflow (optionally interpolated) for one instance, checked."""
+@dataclass(frozen=True)
+class _Generated:
+    frames: list[Any]  # the port of the decoded frames
+    fps: float
+    length: int
+    width: int
+    height: int
+
+
+def _generate(builder: _Builder, params: VideoParams, recipe_node: str) -> _Generated:
+    """The generation fragment of a video request, checked against the model's limits."""
     model = VIDEO_MODELS.get(params.model)
     if model is None:
         raise _refuse(recipe_node, f"unknown video model {params.model!r}; known: {', '.join(VIDEO_MODELS)}")
@@ -476,15 +483,61 @@ def compile_video(
         **model.extra,
     }
     fragment = model.image_fragment if params.image and model.image_fragment else model.fragment
-    builder = _Builder(info, instance)
     ports = builder.add(fragment, recipe_node, values, {**model.files, **params.files})
-    frames = _interpolate(builder, info, ports["frames"], interpolation or Interpolation(multiplier=1), recipe_node)
+    return _Generated(ports["frames"], fps, length, values["width"], values["height"])
+
+
+def compile_video(
+    params: VideoParams,
+    info: ObjectInfo,
+    *,
+    recipe_node: str,
+    instance: str,
+    interpolation: Interpolation | None = None,
+    output: VideoOutput = VideoOutput(),
+) -> CompiledWorkflow:
+    """A text/image-to-video workflow (optionally interpolated) for one instance, checked."""
+    builder = _Builder(info, instance)
+    generated = _generate(builder, params, recipe_node)
+    frames = _interpolate(builder, info, generated.frames, interpolation or Interpolation(multiplier=1), recipe_node)
     multiplier = interpolation.multiplier if interpolation and interpolation.multiplier > 1 else 1
-    _output(builder, info, {"frames": frames}, fps * multiplier, output, recipe_node)
+    _output(builder, info, {"frames": frames}, generated.fps * multiplier, output, recipe_node)
     compiled = builder.finish()
-    compiled.frames = (length - 1) * multiplier + 1
-    compiled.fps = fps * multiplier
-    compiled.width, compiled.height = values["width"], values["height"]
+    compiled.frames = (generated.length - 1) * multiplier + 1
+    compiled.fps = generated.fps * multiplier
+    compiled.width, compiled.height = generated.width, generated.height
+    return compiled
+
+
+def compile_video_interpolated(
+    params: VideoParams,
+    info: ObjectInfo,
+    *,
+    recipe_node: str,
+    instance: str,
+    interpolation: Interpolation,
+    output: VideoOutput = VideoOutput(),
+    interpolated_output: VideoOutput = VideoOutput(filename_prefix="reelgraph/interpolated"),
+) -> CompiledWorkflow:
+    """One prompt for a generation followed by frame interpolation (``interpolation.recipe_node``
+    names the recipe node that asked for it) that saves BOTH clips: the generated one (role
+    ``video``, at the model's rate) and the interpolated one (role ``interpolated``, at
+    ``multiplier`` times it). Each output stays a cache entry of its own recipe node; between them
+    no download and upload, and no second model load."""
+    if interpolation.multiplier < 2:
+        raise _refuse(recipe_node, "a fused interpolation needs a multiplier of at least 2")
+    builder = _Builder(info, instance)
+    generated = _generate(builder, params, recipe_node)
+    roles = dict.fromkeys(_output(builder, info, {"frames": generated.frames}, generated.fps, output, recipe_node),
+                          "video")
+    frames = _interpolate(builder, info, generated.frames, interpolation, recipe_node)
+    owner = interpolation.recipe_node or recipe_node
+    roles |= dict.fromkeys(_output(builder, info, {"frames": frames}, generated.fps * interpolation.multiplier,
+                                   interpolated_output, owner), "interpolated")
+    compiled = builder.finish()
+    compiled.roles = {node_id: role for node_id, role in roles.items() if node_id in compiled.output_nodes}
+    compiled.frames, compiled.fps = generated.length, generated.fps
+    compiled.width, compiled.height = generated.width, generated.height
     return compiled
 
 

@@ -8,12 +8,23 @@ video.interpolate the same duration at the new rate. Models generate at their na
 frame rate (the aspect of the request, about the model's pixel count); ffmpeg then scales,
 crops and retimes locally. A slot longer than a model's longest clip gets the longest clip,
 slowed down to fill it.
+
+**Fusion.** When the engine says (``ctx.downstream``) that a video.interpolate with a ComfyUI
+method will consume a Wan/Hunyuan i2v clip at a higher rate, the i2v compiles one prompt that
+generates, saves the clip, interpolates it and saves that too (``compile_video_interpolated``).
+The clip gets video.i2v's post-processing, the interpolated clip video.interpolate's (the same
+``conform``; slowed down with the clip when the slot is longer than the model's clip), and the
+latter is handed to the engine with ``ctx.prefill``: the interpolate execution is recorded without
+a prompt of its own. The interpolation runs on the model's own frames, not on the conformed clip,
+so its result is close to, not bit-identical with, the unfused one. If no instance can run the
+fused prompt, or it fails in the interpolation's part, the i2v runs alone and the interpolate
+node runs (and fails, if it must) by itself.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -23,9 +34,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..nodes.builtin.ffmpeg_tools import run_ffmpeg
 from ..nodes.pipeline.check import frame_rate, frame_total, probe, video_stream
-from ..nodes.pipeline.encoding import INTERMEDIATE, frame_count
+from ..nodes.pipeline.encoding import INTERMEDIATE, check_fps, frame_count
 from ..nodes.providers.http import secret
-from ..nodes.types import NodeContext, NodeFailure
+from ..nodes.types import DownstreamUse, NodeContext, NodeFailure
 from .client import ProgressEvent
 from .compiler import (
     KLING_SECONDS,
@@ -40,8 +51,11 @@ from .compiler import (
     compile_kling_i2v,
     compile_still,
     compile_video,
+    compile_video_interpolated,
     fit_area,
+    frames_for,
 )
+from .errors import CompileError, ExecutionFailed, PromptRejected
 from .pool import BuildTarget, ComfyJob, ComfyPool, JobResult
 
 LOCAL_I2V, LOCAL_STILL = "kenburns", "pillow"
@@ -110,17 +124,46 @@ def i2v_job(name: str, model: str, image: Path | None, *, prompt: str, motion: s
                                      filename_prefix=target.prefix)
 
         return ComfyJob(name, build_kling, "kling", uploads, heavy=False, extra_data={"api_key_comfy_org": key})
-    spec = VIDEO_MODELS[compiled_name]
-    gen_width, gen_height = generation_size(compiled_name, width, height)
-    clip = min(seconds, (spec.max_frames - 1) / spec.fps)
+    request = _video_request(compiled_name, prompt=prompt, hint=hint, seed=seed, seconds=seconds, width=width,
+                             height=height)
 
     def build(target: BuildTarget) -> Any:
-        params = VideoParams(compiled_name, prompt, seed=seed, width=gen_width, height=gen_height, seconds=clip,
-                             motion=hint, image=target.inputs["image"])
-        return compile_video(params, target.info, recipe_node=name, instance=target.instance,
+        return compile_video(request(target), target.info, recipe_node=name, instance=target.instance,
                              output=VideoOutput(filename_prefix=target.prefix))
 
     return ComfyJob(name, build, compiled_name, uploads, heavy=True)
+
+
+def _video_request(compiled_name: str, *, prompt: str, hint: str, seed: int, seconds: float, width: int,
+                   height: int) -> Callable[[BuildTarget], VideoParams]:
+    """What video.i2v asks a generative model for, given the target's upload names: the model's
+    native size in the slot's aspect, and the slot's length up to the model's longest clip."""
+    spec = VIDEO_MODELS[compiled_name]
+    gen_width, gen_height = generation_size(compiled_name, width, height)
+    clip = min(seconds, (spec.max_frames - 1) / spec.fps)
+    return lambda target: VideoParams(compiled_name, prompt, seed=seed, width=gen_width, height=gen_height,
+                                      seconds=clip, motion=hint, image=target.inputs["image"])
+
+
+def i2v_interpolated_job(name: str, interpolation_name: str, model: str, image: Path, *, prompt: str, motion: str,
+                         seed: int, seconds: float, width: int, height: int, method: str,
+                         multiplier: int) -> ComfyJob:
+    """video.i2v and the video.interpolate that consumes it as ONE prompt saving both clips
+    (``compiler.compile_video_interpolated``); Wan and Hunyuan only (Kling's clip comes from an API)."""
+    compiled_name = video_model(model)
+    if compiled_name not in VIDEO_MODELS:
+        raise NodeFailure(f"video.i2v model {model!r} cannot share a prompt with its interpolation")
+    request = _video_request(compiled_name, prompt=prompt, hint=CAMERA.get(motion, motion.replace("_", " ")),
+                             seed=seed, seconds=seconds, width=width, height=height)
+    interpolation = Interpolation(multiplier, method, recipe_node=interpolation_name)  # type: ignore[arg-type]
+
+    def build(target: BuildTarget) -> Any:
+        return compile_video_interpolated(
+            request(target), target.info, recipe_node=name, instance=target.instance, interpolation=interpolation,
+            output=VideoOutput(filename_prefix=target.prefix),
+            interpolated_output=VideoOutput(filename_prefix=f"{target.prefix}-interpolated"))
+
+    return ComfyJob(name, build, compiled_name, {"image": image}, heavy=True)
 
 
 def generation_size(compiled_name: str, width: int, height: int) -> tuple[int, int]:
@@ -217,12 +260,101 @@ def run_i2v(ctx: NodeContext, *, image: Path, seconds: float, fps: int, width: i
                          method=Image.Resampling.LANCZOS).save(start)
     except (UnidentifiedImageError, OSError) as exc:
         raise NodeFailure(f"input 'image' is not an image Pillow can read: {exc}") from None
+    use = fusable_interpolation(ctx, compiled_name, fps)
+    if use is not None:
+        fused = _run_fused(ctx, pool, use, start, model=model, prompt=prompt, motion=motion, seed=seed,
+                           seconds=seconds, fps=fps, width=width, height=height)
+        if fused is not None:
+            return fused
     job = i2v_job(label(ctx), model, start, prompt=prompt, motion=motion, seed=seed, seconds=seconds,
                   width=width, height=height)
     result = _run(ctx, pool, job)
+    return _i2v_outputs(ctx, result, result.files[0], model, frames, fps, (width, height))
+
+
+def _i2v_outputs(ctx: NodeContext, result: JobResult, clip: Path, model: str, frames: int, fps: int,
+                 size: tuple[int, int]) -> dict[str, Any]:
+    """video.i2v's contract from a model's clip: exactly ``frames`` at ``fps`` and ``size``."""
     out = ctx.path("motion.mp4")
-    conform(result.files[0], out, frames, fps, (width, height), stretch=True)
+    conform(clip, out, frames, fps, size, stretch=True)
     return {"video": out, "placement": {**result.provenance(), "model": model}}
+
+
+def _interpolation_outputs(ctx: NodeContext, result: JobResult, clip: Path, method: str, multiplier: int,
+                           frames: int, fps: int, size: tuple[int, int], *, stretch: bool = False,
+                           name: str = "interpolated.mp4", **placement: Any) -> dict[str, Any]:
+    """video.interpolate's contract from an interpolated clip: ``frames`` at ``fps`` and ``size``."""
+    out = ctx.path(name)
+    conform(clip, out, frames, fps, size, stretch=stretch)
+    return {"video": out, "placement": {**result.provenance(), "method": method, "multiplier": multiplier,
+                                       **placement}}
+
+
+# ---------------------------------------------------------------------------------------------
+# fusion: video.i2v and the video.interpolate that consumes it, in one prompt
+
+
+def fusable_interpolation(ctx: NodeContext, compiled_name: str, fps: int) -> DownstreamUse | None:
+    """The downstream video.interpolate of this i2v execution that the same prompt can compute:
+    it takes the clip as its ``video``, interpolates on ComfyUI, and raises the rate (a lower rate
+    is decimated locally, as without fusion). None when there is none, or the model is Kling."""
+    if compiled_name not in VIDEO_MODELS:
+        return None
+    for use in ctx.downstream:
+        target = use.inputs.get("fps")
+        if not (use.node_type == "video.interpolate" and use.input == "video" and use.output == "video"
+                and use.inputs.get("method") in INTERPOLATION_METHODS
+                and isinstance(target, int) and not isinstance(target, bool) and target > fps):
+            continue
+        try:
+            check_fps(target)  # a rate the node would refuse is left to the node to refuse
+        except NodeFailure:
+            continue
+        return use
+    return None
+
+
+def fused_multiplier(compiled_name: str, seconds: float, fps: int, target_fps: int) -> int:
+    """Frames per generated frame that reach ``target_fps`` once the clip is fitted to the slot:
+    the model's clip is interpolated before it is slowed down to fill a longer slot, so the
+    slowdown counts too (2..16, as the interpolation nodes allow)."""
+    spec = VIDEO_MODELS[compiled_name]
+    length = frames_for(min(seconds, (spec.max_frames - 1) / spec.fps), spec.fps)
+    slot = Fraction(frame_count(seconds, fps), fps)  # what the i2v output lasts
+    slowdown = max(Fraction(1), slot / (Fraction(length) / Fraction(spec.fps)))
+    return min(16, max(2, math.ceil(target_fps * slowdown / Fraction(spec.fps))))
+
+
+def _run_fused(ctx: NodeContext, pool: ComfyPool, use: DownstreamUse, start: Path, *, model: str, prompt: str,
+               motion: str, seed: int, seconds: float, fps: int, width: int, height: int) -> dict[str, Any] | None:
+    """Run the fused prompt; hand the interpolation's result to the engine for ``use`` and return
+    the i2v's. None (run the i2v alone) when no instance can run the fused prompt, or when it
+    failed in the interpolation's part: then the interpolate node runs, and reports, by itself."""
+    compiled_name = video_model(model)
+    method, target_fps = str(use.inputs["method"]), int(use.inputs["fps"])
+    multiplier = fused_multiplier(compiled_name, seconds, fps, target_fps)
+    other = use.node_id if use.element is None else f"{use.node_id}[{use.element}]"
+    job = i2v_interpolated_job(label(ctx), other, model, start, prompt=prompt, motion=motion, seed=seed,
+                               seconds=seconds, width=width, height=height, method=method, multiplier=multiplier)
+    try:
+        result = _run(ctx, pool, job)
+    except CompileError:
+        return None
+    except (PromptRejected, ExecutionFailed) as exc:
+        if exc.errors and all(error.recipe_node == other for error in exc.errors):
+            return None
+        raise
+    clips = {result.workflow.roles.get(output.comfy_node): path for output, path in zip(result.outputs, result.files)}
+    if set(clips) != {"video", "interpolated"}:
+        raise NodeFailure(f"ComfyUI instance {result.instance} finished prompt {result.prompt_id} without both "
+                          "the generated and the interpolated clip")
+    frames, size = frame_count(seconds, fps), (width, height)
+    # The interpolation's contract is that of its input, the i2v output: same duration, new rate.
+    interpolated_frames = frame_count(float(Fraction(frames, fps)), target_fps, "video")
+    ctx.prefill(use, _interpolation_outputs(ctx, result, clips["interpolated"], method, multiplier,
+                                            interpolated_frames, target_fps, size, stretch=True,
+                                            name="fused-interpolated.mp4", fused_with=label(ctx)))
+    return _i2v_outputs(ctx, result, clips["video"], model, frames, fps, size)
 
 
 def run_still(ctx: NodeContext, *, prompt: str, style: str, width: int, height: int, seed: int,
@@ -250,15 +382,15 @@ def run_interpolation(ctx: NodeContext, *, video: Path, fps: int, method: str) -
         raise NodeFailure("input 'video': its frame rate is unknown")
     duration = Fraction(frame_total(video, stream)) / source
     frames = frame_count(float(duration), fps, "video")
-    out = ctx.path("interpolated.mp4")
     if fps <= source:  # fewer frames: nothing to interpolate
+        out = ctx.path("interpolated.mp4")
         conform(video, out, frames, fps)
         return {"video": out, "placement": {"placement": "local", "method": "decimate"}}
     multiplier = min(16, math.ceil(fps / source))
     job = interpolation_job(label(ctx), method, video, source_fps=float(source), multiplier=multiplier)
     result = _run(ctx, pool, job)
-    conform(result.files[0], out, frames, fps, (int(stream["width"]), int(stream["height"])))
-    return {"video": out, "placement": {**result.provenance(), "method": method, "multiplier": multiplier}}
+    return _interpolation_outputs(ctx, result, result.files[0], method, multiplier, frames, fps,
+                                  (int(stream["width"]), int(stream["height"])))
 
 
 def conform(source: Path, out: Path, frames: int, fps: int, size: tuple[int, int] | None = None,

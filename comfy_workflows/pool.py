@@ -26,6 +26,11 @@ each job goes, late (when an instance has room), from everything that waits:
   job still compiles, else fail with the mapped, recipe-level message. A set cancel event takes a
   waiting job out, and interrupts or dequeues a submitted one.
 
+Every prompt carries its UI-format workflow in ``extra_data.extra_pnginfo.workflow`` (so what
+ComfyUI saves drags back onto a canvas) and, for a priority other than 0, a ComfyUI queue
+``number`` (:func:`queue_number`) so priority also holds against other processes' prompts.
+:meth:`ComfyPool.versions` says what besides the workflow decides a job's result (``keys.py``).
+
 Inputs are uploaded under a content-addressed subfolder (``reelgraph/in/<sha256>/``) without
 overwriting, so a retried or repeated job names the same file, ComfyUI's own cache still applies,
 and no upload rewrites a file a running prompt reads; outputs get a per-job ``filename_prefix``.
@@ -34,6 +39,8 @@ and no upload rewrites a file a running prompt reads; outputs get a per-job ``fi
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import threading
 import time
 import uuid
@@ -56,6 +63,9 @@ from .errors import (
     PromptRejected,
 )
 from .schema import ObjectInfo
+from .ui_workflow import ui_workflow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -249,6 +259,22 @@ class ComfyPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def versions(self, job: ComfyJob) -> list[dict[str, Any]]:
+        """What decides the job's result on each instance that could run it, besides the workflow:
+        the ComfyUI version and, per custom-node pack the compiled workflow uses, a digest of the
+        ``/object_info`` schemas of those classes. Distinct entries, sorted (see ``keys.py``)."""
+        with self._s.cond:
+            known = [(i.name, i.info, i.version) for i in self._s.instances if i.info is not None]
+        entries: dict[str, dict[str, Any]] = {}
+        for name, info, version in known:
+            try:
+                compiled = job.build(BuildTarget(info, name, _STAND_IN_UPLOADS, "reelgraph/versions/out"))
+            except CompileError:
+                continue  # this instance cannot run it, so it cannot have made the result
+            entry = {"comfyui": version, "packs": _pack_digests(info, {n["class_type"] for n in compiled.prompt.values()})}
+            entries[json.dumps(entry, sort_keys=True)] = entry
+        return [entries[k] for k in sorted(entries)]
+
     def stats(self) -> dict[str, dict[str, Any]]:
         with self._s.cond:
             return {i.name: {**i.counts, "healthy": i.healthy, "loaded": sorted(i.loaded)} for i in self._s.instances}
@@ -376,8 +402,9 @@ class ComfyPool:
             if on_progress is not None:
                 on_progress(event)
 
+        extra_data = {**ticket.job.extra_data, **_pnginfo(compiled, instance)}
         result = client.run(compiled, prompt_id=prompt_id, on_progress=progress, timeout=self.prompt_timeout,
-                            extra_data=ticket.job.extra_data, cancel=cancel)
+                            extra_data=extra_data, cancel=cancel, number=queue_number(ticket.priority))
         self._release(instance, ticket)  # the next job may be submitted while we download
         files = [client.download(output, dest) for output in result.outputs]
         instance.counts["jobs"] += 1
@@ -538,6 +565,42 @@ class ComfyPool:
         except Exception as exc:  # noqa: BLE001 - whatever the supervisor raised, the job only waits
             with self._s.cond:
                 instance.problem = f"its supervisor could not bring it back: {exc}"
+
+
+# Upload names stand in for real uploads where a job is compiled only to see what it would use.
+_STAND_IN_UPLOADS = {"image": "reelgraph/versions/image.png", "video": "reelgraph/versions/video.mp4"}
+
+
+def _pack_digests(info: ObjectInfo, classes: set[str]) -> dict[str, str]:
+    """Custom-node pack (folder name) -> digest of the schemas of the given classes it provides."""
+    by_pack: dict[str, dict[str, Any]] = {}
+    for cls in sorted(classes):
+        if (pack := info[cls].pack) != "core":
+            by_pack.setdefault(pack, {})[cls] = info.raw[cls]
+    return {pack: hashlib.sha256(json.dumps(schemas, sort_keys=True).encode()).hexdigest()[:16]
+            for pack, schemas in sorted(by_pack.items())}
+
+
+def _pnginfo(compiled: CompiledWorkflow, instance: ComfyInstance) -> dict[str, Any]:
+    """``extra_pnginfo`` with the prompt's UI workflow. Metadata must never cost a job: a prompt the
+    exporter cannot draw (an imported workflow's oddity) is sent without it, and that is logged."""
+    assert instance.info is not None
+    try:
+        return {"extra_pnginfo": {"workflow": ui_workflow(compiled.prompt, instance.info, compiled.model_files)}}
+    except Exception as exc:  # noqa: BLE001 - any exporter failure only loses the metadata
+        log.warning("no UI workflow for the prompt of %s: %s: %s", sorted(set(compiled.node_map.values())),
+                    type(exc).__name__, exc)
+        return {}
+
+
+def queue_number(priority: int) -> float | None:
+    """The ``number`` that orders a prompt in ComfyUI's own queue (lower runs first), so priority also
+    holds between processes that share an instance. Priority 0 sends none: ComfyUI counts up from 0.
+    Higher priorities go below every counted prompt, lower ones above; within one priority, in order
+    of submission (the clock)."""
+    if priority == 0:
+        return None
+    return -priority * 1e10 + time.time()
 
 
 def _nowhere(ticket: _Ticket, refusals: list[tuple[str, CompileError]]) -> CompileError:

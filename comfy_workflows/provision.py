@@ -51,6 +51,20 @@ class ModelFile:
     def relative(self) -> str:
         return f"{self.dir}/{self.file}"
 
+    @property
+    def verified(self) -> bool:
+        """Whether a download of it is checked: the manifest has both its size and its sha256."""
+        return bool(self.size and self.sha256)
+
+
+def unverified_note(models: Sequence[ModelFile]) -> str:
+    """One plain sentence naming the files whose downloads cannot be checked ('' if none)."""
+    names = [m.file for m in models if not m.verified]
+    if not names:
+        return ""
+    return (f"not verified (the manifest has no size and sha256 for them): {', '.join(names)}; "
+            "their downloads are not checked")
+
 
 @dataclass(frozen=True)
 class Manifest:
@@ -120,6 +134,8 @@ def plan(manifest: Manifest, path: Path, models: Sequence[ModelFile], *, python:
         steps += _plan_repo(repo, path, python, deps)
     for model in models:
         steps.append(_plan_model(model, path))
+    if note := unverified_note(models):
+        steps.append(Step("warn", "model files", note))
     return steps
 
 
@@ -163,7 +179,7 @@ def _plan_repo(repo: Repo, path: Path, python: str, deps: bool) -> list[Step]:
 
 def _plan_model(model: ModelFile, path: Path) -> Step:
     target = path / model.relative
-    size = f"{model.size:,} bytes" if model.size else "size unknown"
+    size = f"{model.size:,} bytes" if model.verified else "unverified: no size and sha256 in the manifest"
     if target.is_file():
         if model.size and target.stat().st_size != model.size:
             return Step("download", model.relative, f"present with the wrong size; again from {model.url} ({size})")
@@ -187,6 +203,8 @@ def provision(manifest: Manifest, path: Path, models: Sequence[ModelFile], *, py
         done += _install_repo(repo, path, python, deps, log)
     for model in models:
         done.append(_install_model(model, path, log))
+    if note := unverified_note(models):
+        log(str(Step("warn", "model files", note)))
     return done
 
 

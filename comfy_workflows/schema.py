@@ -428,7 +428,9 @@ def types_match(received: Any, wanted: Any) -> bool:
     """ComfyUI's ``comfy_execution.validation.validate_node_input`` (non-strict): equal, a ``*``
     wildcard on either side, a V3 MatchType on either side (its type is resolved by the frontend,
     so the server accepts it), a combo's option list into a ``COMBO`` input, or overlapping
-    comma-separated type lists."""
+    comma-separated type lists. ``*`` is a wildcard there through the ``__ne__`` of V3 types and
+    of ``IO.ANY``; a V1 node's plain ``"*"`` string passes only with its own
+    ``VALIDATE_INPUTS(input_types)``, which ``/object_info`` does not show, so it is accepted here."""
     if received == wanted or "*" in (received, wanted) or MATCH_TYPE in (received, wanted):
         return True
     if isinstance(received, list) and wanted == "COMBO":

@@ -4,7 +4,9 @@ Same routes (bare and ``/api``), WebSocket events in the same order and to the s
 the same validation (``schema.check_prompt``) and error JSON, the same history/jobs shapes.
 Nodes run as CPU stand-ins: loaders return tokens (and take a configurable time to "load" a
 model that is not loaded yet), samplers sleep per step and report progress, savers write small
-real files (ffmpeg mp4, Pillow PNG) that ``/view`` serves.
+real files (ffmpeg mp4, Pillow PNG) that ``/view`` serves, with the prompt and the
+``extra_pnginfo`` workflow embedded as ComfyUI does it (PNG text chunks, MP4 tags, VHS's
+``comment`` tag and first-frame PNG; ``--disable-metadata`` turns it off).
 
 Faults are set by constructor arguments or ``POST /admin/faults``: ``crash_on`` (the process
 exits when that node starts), ``hang_on`` (the node never finishes, even on interrupt, unless
@@ -20,8 +22,8 @@ WebSocket. Comfy.org API nodes (``comfy_api_nodes.*``) fail as in ComfyUI unless
 Run standalone: ``python -m reelgraph.comfy_workflows.testserver --object-info F --root DIR --port 0``;
 it prints ComfyUI's own readiness line ``To see the GUI go to: http://127.0.0.1:PORT``. It also
 takes ComfyUI's ``main.py`` flags that a supervisor passes (``--listen``, ``--input-directory``,
-``--output-directory``, ``--temp-directory``, ``--disable-auto-launch``), so a ``main.py`` that
-calls :func:`main` stands in for a ComfyUI checkout.
+``--output-directory``, ``--temp-directory``, ``--disable-auto-launch``, ``--disable-metadata``), so
+a ``main.py`` that calls :func:`main` stands in for a ComfyUI checkout.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import math
 import mimetypes
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -48,9 +51,17 @@ from typing import Any
 import ffmpeg
 from aiohttp import WSMsgType, web
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from ..nodes.builtin.ffmpeg_tools import run_ffmpeg
-from .schema import MODEL_FOLDERS, SELF_VALIDATED, ObjectInfo, check_prompt, folder_files, looks_like_model_file
+from .schema import (
+    MODEL_FOLDERS,
+    SELF_VALIDATED,
+    ObjectInfo,
+    check_prompt,
+    folder_files,
+    looks_like_model_file,
+)
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SAMPLERS = frozenset({"KSampler", "KSamplerAdvanced", "SamplerCustomAdvanced", "SamplerCustom"})
@@ -118,7 +129,7 @@ class _Crash(BaseException):
 class ComfyTestServer:
     def __init__(self, object_info: ObjectInfo | Mapping[str, Any] | str | Path, root: str | Path, *,
                  version: str = "0.26.0", faults: Faults | None = None, exit_on_crash: bool = False,
-                 dirs: Mapping[str, str | Path] | None = None) -> None:
+                 dirs: Mapping[str, str | Path] | None = None, disable_metadata: bool = False) -> None:
         if isinstance(object_info, (str, Path)):
             object_info = ObjectInfo.load(object_info)
         self.info = object_info if isinstance(object_info, ObjectInfo) else ObjectInfo(object_info)
@@ -130,6 +141,7 @@ class ComfyTestServer:
         self.version = version
         self.faults = faults or Faults()
         self.exit_on_crash = exit_on_crash
+        self.disable_metadata = disable_metadata  # ComfyUI's --disable-metadata
         self.queue: list[tuple[float, int, QueueItem]] = []
         self.created: dict[str, int] = {}
         self.started: dict[str, int] = {}
@@ -837,7 +849,7 @@ class ComfyTestServer:
         else:
             await self._pause(faults.node_seconds.get(cls, 0.0))
         try:
-            return await self._stand_in(node_id, cls, inputs, list(schema.outputs))
+            return await self._stand_in(node_id, cls, inputs, list(schema.outputs), item)
         except NodeError:
             raise
         except Exception as exc:  # noqa: BLE001 - a node raising is an execution_error, as in ComfyUI
@@ -874,8 +886,8 @@ class ComfyTestServer:
             return max(0, min(steps, int(inputs.get("end_at_step", steps))) - int(inputs.get("start_at_step", 0)))
         return steps
 
-    async def _stand_in(self, node_id: str, cls: str, inputs: dict[str, Any],
-                        types: list[Any]) -> tuple[list[Any], dict[str, Any] | None]:
+    async def _stand_in(self, node_id: str, cls: str, inputs: dict[str, Any], types: list[Any],
+                        item: QueueItem) -> tuple[list[Any], dict[str, Any] | None]:
         def token(kind: Any, **extra: Any) -> dict[str, Any]:
             return {"type": kind if isinstance(kind, str) else "COMBO", "node": node_id, **extra}
 
@@ -915,19 +927,23 @@ class ComfyTestServer:
             return [token("VIDEO", images=inputs["images"], fps=float(inputs.get("fps", 30)))], None
         if cls == "SaveVideo":
             video = inputs["video"]
-            ui = await self._save_video(video["images"], float(video["fps"]), str(inputs["filename_prefix"]), core=True)
+            ui = await self._save_video(video["images"], float(video["fps"]), str(inputs["filename_prefix"]), core=True,
+                                        metadata=self._metadata(item))
             return [video][: len(types)], ui
         if cls == "VHS_VideoCombine":
             ui = await self._save_video(inputs["images"], float(inputs.get("frame_rate", 8)),
                                         str(inputs.get("filename_prefix", "AnimateDiff")), core=False,
                                         fmt=str(inputs.get("format", "video/h264-mp4")),
-                                        save_output=bool(inputs.get("save_output", True)))
+                                        save_output=bool(inputs.get("save_output", True)),
+                                        metadata=self._metadata(item),
+                                        video_metadata=bool(inputs.get("save_metadata", True)))
             return [token("VHS_FILENAMES")], ui
         if cls in ("SaveImage", "PreviewImage"):
             kind = "output" if cls == "SaveImage" else "temp"
             prefix = str(inputs.get("filename_prefix", "ComfyUI")) if cls == "SaveImage" else "ComfyUI_temp"
             images = inputs["images"]
-            return [images][: len(types)], {"images": await asyncio.to_thread(self._save_pngs, images, prefix, kind)}
+            saved = await asyncio.to_thread(self._save_pngs, images, prefix, kind, self._metadata(item))
+            return [images][: len(types)], {"images": saved}
         # Generic stand-in: latents and decoded images carry the requested shape along; weights
         # (MODEL, CLIP, ...) carry their file through patches (ModelSamplingSD3, LoRAs).
         result = []
@@ -957,7 +973,16 @@ class ComfyTestServer:
         found = [int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))]
         return max(found, default=0) + 1
 
-    def _save_pngs(self, images: Mapping[str, Any], prefix: str, kind: str) -> list[dict[str, Any]]:
+    def _metadata(self, item: QueueItem) -> dict[str, str]:
+        """What ComfyUI's savers embed: ``prompt`` and every ``extra_pnginfo`` key, as JSON text."""
+        if self.disable_metadata:
+            return {}
+        extra = item.extra_data.get("extra_pnginfo")
+        extra = extra if isinstance(extra, Mapping) else {}
+        return {"prompt": json.dumps(item.prompt), **{str(k): json.dumps(v) for k, v in extra.items()}}
+
+    def _save_pngs(self, images: Mapping[str, Any], prefix: str, kind: str,
+                   metadata: Mapping[str, str]) -> list[dict[str, Any]]:
         folder, subfolder, stem = self._target(prefix, kind)
         width, height = _tiny(images)
         counter = self._next_counter(folder, stem)
@@ -965,25 +990,40 @@ class ComfyTestServer:
         for index in range(int(images.get("frames", 1))):
             name = f"{stem}_{counter + index:05}_.png"
             red, green, blue = (self.content >> 16) & 255, (self.content >> 8) & 255, self.content & 255
-            Image.new("RGB", (width, height), ((red + index * 40) % 256, green, blue)).save(folder / name)
+            Image.new("RGB", (width, height), ((red + index * 40) % 256, green, blue)).save(
+                folder / name, pnginfo=_png_text(metadata))
             saved.append({"filename": name, "subfolder": subfolder, "type": kind})
         return saved
 
     async def _save_video(self, images: Mapping[str, Any], fps: float, prefix: str, core: bool,
-                          fmt: str = "video/h264-mp4", save_output: bool = True) -> dict[str, Any]:
+                          fmt: str = "video/h264-mp4", save_output: bool = True,
+                          metadata: Mapping[str, str] | None = None, video_metadata: bool = True) -> dict[str, Any]:
+        """Core SaveVideo tags the file with ``prompt`` and the extra_pnginfo keys; VHS puts them,
+        as one JSON object, in the ``comment`` tag (when the format's ``save_metadata`` is on) and
+        in the first-frame PNG it writes beside the video (unless the workflow's
+        ``extra.VHS_MetadataImage`` is false)."""
+        metadata = metadata or {}
         kind = "output" if save_output else "temp"
         folder, subfolder, stem = self._target(prefix, kind)
         counter = self._next_counter(folder, stem)
         extension = {"image/gif": "gif", "image/webp": "webp", "video/webm": "webm"}.get(fmt, "mp4")
         name = f"{stem}_{counter:05}_.{extension}" if core else f"{stem}_{counter:05}.{extension}"
         width, height = _tiny(images)
+        if core:
+            tags = dict(metadata)
+        else:
+            tags = {"comment": json.dumps({k: json.loads(v) for k, v in metadata.items()})} \
+                if metadata and video_metadata else {}
         await asyncio.to_thread(_write_video, folder / name, int(images.get("frames", 1)), fps, width, height,
-                                self.content % 360)
+                                self.content % 360, tags)
         entry = {"filename": name, "subfolder": subfolder, "type": kind}
         if core:
             return {"images": [entry], "animated": [True]}
         first_frame = f"{stem}_{counter:05}.png"
-        Image.new("RGB", (width, height), (20, 90, 160)).save(folder / first_frame)
+        workflow = json.loads(metadata.get("workflow", "{}"))
+        image_metadata = (workflow.get("extra") or {}).get("VHS_MetadataImage", True) if isinstance(workflow, dict) else True
+        Image.new("RGB", (width, height), (20, 90, 160)).save(
+            folder / first_frame, pnginfo=_png_text(metadata if image_metadata is not False else {}))
         return {"gifs": [{**entry, "format": fmt, "frame_rate": fps, "workflow": first_frame,
                           "fullpath": str(folder / name)}]}
 
@@ -1010,13 +1050,40 @@ def _tiny(images: Mapping[str, Any]) -> tuple[int, int]:
     return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
 
 
-def _write_video(path: Path, frames: int, fps: float, width: int, height: int, hue: int = 0) -> None:
+def _write_video(path: Path, frames: int, fps: float, width: int, height: int, hue: int = 0,
+                 tags: Mapping[str, str] | None = None) -> None:
     rate = f"{fps:g}"
     source = ffmpeg.input(f"testsrc2=size={width}x{height}:rate={rate}", f="lavfi").filter("hue", h=hue)
     options: dict[str, Any] = {"frames:v": max(1, frames)}
     if path.suffix == ".mp4":
         options.update(vcodec="libx264", pix_fmt="yuv420p", preset="ultrafast")
     run_ffmpeg(source.output(str(path), **options), f"write the stand-in video {path.name}")
+    if tags:
+        _tag_video(path, tags)
+
+
+def _tag_video(path: Path, tags: Mapping[str, str]) -> None:
+    """Container tags as ComfyUI writes them (mp4: ``movflags=use_metadata_tags``, so any key is kept)."""
+    tagged = path.with_name(f".tagged-{path.name}")
+    command = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(path), "-map", "0",
+               "-c", "copy"]
+    for key, value in tags.items():
+        command += ["-metadata", f"{key}={value}"]
+    if path.suffix == ".mp4":
+        command += ["-movflags", "use_metadata_tags"]
+    done = subprocess.run([*command, str(tagged)], capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise NodeError(f"could not tag {path.name}: {done.stderr.strip()[-300:]}")
+    tagged.replace(path)
+
+
+def _png_text(metadata: Mapping[str, str]) -> PngInfo | None:
+    if not metadata:
+        return None
+    info = PngInfo()
+    for key, value in metadata.items():
+        info.add_text(key, value)
+    return info
 
 
 def _probe_video(path: Path) -> dict[str, Any]:
@@ -1074,6 +1141,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output-directory")
     parser.add_argument("--temp-directory")
     parser.add_argument("--disable-auto-launch", action="store_true")
+    parser.add_argument("--disable-metadata", action="store_true")
     args, ignored = parser.parse_known_args(argv)
     if ignored:
         print(f"test server: ignoring ComfyUI options {' '.join(ignored)}", file=sys.stderr, flush=True)
@@ -1084,7 +1152,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.temp_directory:
         dirs["temp"] = Path(args.temp_directory) / "temp"
     server = ComfyTestServer(args.object_info, args.root, version=args.version, faults=faults, exit_on_crash=True,
-                             dirs=dirs)
+                             dirs=dirs, disable_metadata=args.disable_metadata)
 
     async def run() -> None:
         port = await server.serve(args.host, args.port)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..graphs.validate import BoundRecipe
+from .comfy_groups import fuse_comfy_groups
 from .plan import PlanEntry, plan
 from .records import RunRecords
-from .runner import RunOptions, RunResult, Runner
+from .runner import Runner, RunOptions, RunResult
+
+if TYPE_CHECKING:
+    from ..comfy_workflows.pool import ComfyPool
 from .store import ArtifactStore, LocalStore
 
 
@@ -30,12 +35,23 @@ class Engine:
         self.records = RunRecords(self.home / "runs.sqlite")
 
     def run(self, bound: BoundRecipe, options: RunOptions | None = None) -> RunResult:
-        return Runner(bound, self.store, self.records, self.home / "work", options or RunOptions()).run()
+        # each connected group of ComfyUI nodes runs as one prompt (see comfy_groups); the runner sees it as one node
+        fused = fuse_comfy_groups(bound, self.store)
+        return fused.run(lambda recipe, records, opts: Runner(recipe, self.store, records, self.home / "work", opts).run(),
+                         self.records, options or RunOptions())
 
     def plan(
-        self, bound: BoundRecipe, outputs: tuple[str, ...] | None = None, force: frozenset[str] = frozenset()
+        self,
+        bound: BoundRecipe,
+        outputs: tuple[str, ...] | None = None,
+        force: frozenset[str] = frozenset(),
+        comfy: ComfyPool | None = None,
     ) -> list[PlanEntry]:
-        return plan(bound, self.store, self.records, outputs, force)
+        """``comfy``: the instances a run would use; ComfyUI-placed keys hold their versions."""
+        from ..comfy_workflows.keys import keys_from
+
+        with keys_from(comfy):
+            return plan(bound, self.store, self.records, outputs, force)
 
     def close(self) -> None:
         self.records.close()

@@ -9,13 +9,22 @@ from ..nodes.types import NodeType
 from .canonical import digest_json
 
 # Bump when the shape of the key document changes: every cached result becomes a miss.
+# Optional fields ("nonce", "fingerprint") appear only when they carry something, so adding one
+# leaves every other key as it was and needs no bump.
 KEY_SCHEMA = 1
 
 
 def key_document(
-    node_type: NodeType, input_digests: Mapping[str, str], nonce: int, environment: Mapping[str, Any]
+    node_type: NodeType,
+    input_digests: Mapping[str, str],
+    nonce: int,
+    environment: Mapping[str, Any],
+    fingerprint: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything that decides a node's outputs, and nothing else: node ids never enter it."""
+    """Everything that decides a node's outputs, and nothing else: node ids never enter it.
+
+    ``fingerprint`` is the execution's facts from outside the graph (NodeType.fingerprint), by a
+    label that reads as the subject of "changed", e.g. "files in input 'library'"."""
     document: dict[str, Any] = {
         "schema": KEY_SCHEMA,
         "type": node_type.id,
@@ -25,6 +34,8 @@ def key_document(
     }
     if not node_type.deterministic:
         document["nonce"] = nonce
+    if fingerprint:
+        document["fingerprint"] = dict(fingerprint)
     return document
 
 
@@ -56,4 +67,8 @@ def why_dirty(current: Mapping[str, Any], previous: Mapping[str, Any] | None) ->
     changed_inputs = sorted(n for n in set(old_inputs) | set(new_inputs) if old_inputs.get(n) != new_inputs.get(n))
     if changed_inputs:
         reasons.append("input " + ", ".join(repr(n) for n in changed_inputs) + " changed")
+    old_facts, new_facts = previous.get("fingerprint", {}), current.get("fingerprint", {})
+    changed_facts = sorted(n for n in set(old_facts) | set(new_facts) if old_facts.get(n) != new_facts.get(n))
+    if changed_facts:
+        reasons.append(", ".join(changed_facts) + " changed")
     return "; ".join(reasons) or "result is no longer in the cache"

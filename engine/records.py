@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS executions (
     key_doc TEXT,
     seconds REAL NOT NULL,
     error TEXT,
+    cost REAL,   -- USD this run paid (0 when reused from the cache); NULL: unknown
+    saved REAL,  -- a reused result: what it cost when it was made
     PRIMARY KEY (run_id, node, element)
 );
 CREATE INDEX IF NOT EXISTS runs_by_recipe ON runs(recipe_name, started);
@@ -54,6 +56,8 @@ class Execution:
     seconds: float = 0.0
     error: dict[str, str] | None = None  # {node, step, cause}
     key_doc: dict[str, Any] | None = field(default=None, repr=False)
+    cost: float | None = None  # USD paid in this run (reported, else estimated; 0 when cached); None: unknown
+    saved: float | None = None  # cached: what the reused result cost when it was made
 
     def report(self) -> dict[str, Any]:
         entry = asdict(self)
@@ -82,6 +86,17 @@ class RunRecords:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+            self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Homes made before the cost columns existed get them (NULL: cost unknown)."""
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(executions)")}
+        for column in ("cost", "saved"):
+            if column not in present:
+                try:
+                    self._db.execute(f"ALTER TABLE executions ADD COLUMN {column} REAL")
+                except sqlite3.OperationalError:  # another process added it first
+                    pass
 
     def close(self) -> None:
         self._db.close()
@@ -115,12 +130,18 @@ class RunRecords:
                 json.dumps(e.key_doc) if e.key_doc is not None else None,
                 e.seconds,
                 json.dumps(e.error) if e.error else None,
+                e.cost,
+                e.saved,
             )
             for e in executions
         ]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")  # take the write lock up front, waiting if another process holds it
-            self._db.executemany("INSERT OR REPLACE INTO executions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO executions (run_id, node, element, type, status, cache_key, key_doc, seconds,"
+                " error, cost, saved) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
             self._db.execute("COMMIT")
 
     def finish_run(self, run_id: str, status: RunStatus) -> None:
@@ -137,12 +158,14 @@ class RunRecords:
     def executions(self, run_id: str) -> list[Execution]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT node, type, element, status, cache_key, seconds, error FROM executions WHERE run_id = ?",
+                "SELECT node, type, element, status, cache_key, seconds, error, cost, saved FROM executions"
+                " WHERE run_id = ?",
                 (run_id,),
             ).fetchall()
         return [
-            Execution(node, type_, None if element < 0 else element, status, key, seconds, json.loads(error) if error else None)
-            for node, type_, element, status, key, seconds, error in rows
+            Execution(node, type_, None if element < 0 else element, status, key, seconds,
+                      json.loads(error) if error else None, cost=cost, saved=saved)
+            for node, type_, element, status, key, seconds, error, cost, saved in rows
         ]
 
     def last_key_docs(self, recipe_name: str) -> dict[tuple[str, int | None], dict[str, Any]]:

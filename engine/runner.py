@@ -33,6 +33,7 @@ from .canonical import digest_bytes
 from .cost import settled, spent
 from .expand import ElementWork, ExpandError, KeyContext, cached_result, expand
 from .records import Execution, RunRecords
+from .source import source_digest, stale_source_warning
 from .store import ActionResult, ArtifactStore
 from .streaming import (
     PartialOutputs,
@@ -173,6 +174,7 @@ class Runner:
         self._partial: dict[str, PartialOutputs] = {}  # fanned nodes still settling
         self._stream_candidates: set[str] = set()  # children of nodes with newly settled elements
         self._prefills: dict[tuple[str, int | None], Prefill] = {}
+        self._warned_sources: set[str] = set()
         self._queue: deque[ElementWork] = deque()
         self._running: dict[Future[_Outcome], tuple[ElementWork, float]] = {}
         self._inflight: dict[str, list[ElementWork]] = {}  # key -> works waiting on the one running it
@@ -181,6 +183,12 @@ class Runner:
 
     # ---- public -------------------------------------------------------------------------
     def run(self) -> RunResult:
+        from ..comfy_workflows.keys import keys_from
+
+        with keys_from(self.options.comfy):  # ComfyUI-placed executions are keyed with its instances' versions
+            return self._run()
+
+    def _run(self) -> RunResult:
         started = time.perf_counter()
         order = needed_nodes(self.bound, self.options.outputs)
         self._needed = set(order)
@@ -325,6 +333,7 @@ class Runner:
         if not forced:
             hit = cached_result(self.store, work)
             if hit is not None:
+                self._check_source(work, hit)
                 self._settle(work, "cached", hit.outputs, provenance=hit.provenance)
                 return
         prefill = self._prefills.pop((work.node.id, work.element), None)
@@ -336,6 +345,18 @@ class Runner:
             return
         self._inflight[work.key] = []
         self._queue.append(work)
+
+    def _check_source(self, work: ElementWork, hit: ActionResult) -> None:
+        """Warn once per type when a cached result came from other source code of the same impl_version."""
+        node_type = work.node_type
+        made_by = hit.provenance.get("source")
+        if (node_type.id in self._warned_sources or made_by is None
+                or hit.provenance.get("impl_version") != node_type.impl_version):
+            return
+        if made_by != source_digest(node_type.run):
+            self._warned_sources.add(node_type.id)
+            self._emit({"event": "node_warning", "node": work.node.id, "element": work.element, "type": node_type.id,
+                        "message": stale_source_warning(node_type.id, node_type.impl_version)})
 
     def _use_prefill(self, work: ElementWork, prefill: Prefill) -> None:
         now = time.time()
@@ -440,7 +461,7 @@ class Runner:
         partial = self._partial.get(node_id)
         if partial is not None and work.element is not None:
             partial.settle(work.element, outputs)
-            self._stream_candidates.update(self.bound.graph.successors(node_id))
+            self._stream_candidates.update(c for c in self.bound.graph.successors(node_id) if c in self._needed)
         self._open_elements[node_id] -= 1
         if not self._open_elements[node_id]:
             self._finish_node(node_id)
@@ -520,6 +541,7 @@ class Runner:
             "seconds": round(seconds, 6),
             "host": socket.gethostname(),
             "run_id": self.run_id,
+            "source": source_digest(node_type.run),
         }
 
     def _execute(self, work: ElementWork, forced: bool, uses: tuple[DownstreamUse, ...]) -> _Outcome:

@@ -4,14 +4,17 @@ Import: UI format (schema 0.4 and 1.0) is first turned into API format the way t
 ``graphToPrompt`` does it — subgraphs flattened (inner ids ``"<instance>:<inner>"``), reroutes,
 legacy primitive nodes and Get/Set nodes resolved, bypassed nodes passed through by type, muted
 and UI-only nodes dropped, ``widgets_values`` mapped to input names from ``/object_info``
-(``control_after_generate`` values skipped, dynamic combos expanded). The API document then
-becomes a recipe (``comfy_api.recipe_from_api``), and nodes of the reelgraph pack become
-reelgraph nodes, parameters and outputs again (:func:`adopt_pack_nodes`).
+(``control_after_generate`` values skipped, dynamic combos expanded; a node saved with other
+widgets than its schema has now is read from ``widgets_values_named``, as the frontend's named
+restore does). The API document then becomes a recipe (``comfy_api.recipe_from_api``), and
+nodes of the reelgraph pack become reelgraph nodes, parameters and outputs again
+(:func:`adopt_pack_nodes`), also those exported as subgraphs of stock nodes (``comfy_expand``).
 
 Export: a recipe becomes a UI-format workflow (0.4) with a generated layout: columns by
-dependency depth, one group per column (stage), no overlaps. Recipe facts that a canvas has no
-place for (node ids, nonces, meta, which inputs were unset) ride in ``properties.reelgraph`` and
-in ``extra.reelgraph``, so recipe → UI → recipe gives the same recipe.
+dependency depth, one group per column (stage), no overlaps; optionally with ComfyUI-placed
+nodes as subgraphs of the stock nodes they compile to (``comfy_expand``). Recipe facts that a
+canvas has no place for (node ids, nonces, meta, which inputs were unset) ride in
+``properties.reelgraph`` and in ``extra.reelgraph``, so recipe → UI → recipe gives the same recipe.
 """
 
 from __future__ import annotations
@@ -44,6 +47,13 @@ from ..comfy_pack.declare import (
 from ..comfy_workflows.schema import InputSpec, NodeSchema, ObjectInfo
 from ..nodes.registry import COMFY_TYPE_PREFIX, is_comfy_type
 from .comfy_api import recipe_from_api
+from .comfy_expand import (
+    EXPANDED,
+    canonical_digest,
+    compiled_workflow,
+    definition,
+    renumber_subgraphs,
+)
 from .errors import GraphError, RecipeInvalid
 from .model import Link, LiteralObject, NodeSpec, ParamRef, ParamSpec, Recipe
 
@@ -195,6 +205,28 @@ def _widget_order(schema: NodeSchema, values: Mapping[str, Any]) -> list[tuple[I
 
     walk(list(schema.inputs.values()), 0)
     return order
+
+
+def _saved_widget_names(named: Mapping[str, Any]) -> set[str]:
+    """The input widgets a ``widgets_values_named`` map was saved from: without the frontend's
+    control_after_generate and upload-button widgets and renamed duplicates (``audio#1``)."""
+    return {str(k) for k in named if not (str(k).startswith("control_after_generate") or "#" in str(k)
+                                          or k == "upload" or k in CONTROL_VALUES or k in BUTTON_VALUES)}
+
+
+def _saved_by_another_version(schema: NodeSchema, named: Mapping[str, Any]) -> bool:
+    """Whether a node was saved with other widgets than this schema gives it: then only its named
+    values still say which value belongs to which input (``widgets_values`` is positional)."""
+    current = {spec.name for spec, _ in _widget_order(schema, named) if _saves_value(spec)}
+    return _saved_widget_names(named) != current
+
+
+def restore_by_name(schema: NodeSchema, named: Mapping[str, Any]) -> dict[str, Any]:
+    """Widget values from ``widgets_values_named`` (written by frontends since 1.49 beside the
+    positional list), the way the frontend restores them with ``Comfy.Workflow.NamedValuesRestore``:
+    each widget the schema gives the node takes the value saved under its name (a DynamicCombo's
+    option widgets under ``<combo>.<name>``); saved names the node no longer has are dropped."""
+    return {spec.name: named[spec.name] for spec, _ in _widget_order(schema, named) if spec.name in named}
 
 
 def _wrap(value: Any) -> Any:
@@ -406,6 +438,8 @@ class _Converter:
             return _Const(values[0]) if isinstance(values, list) and values else None
         if kind == "GetNode":
             return self._get_node(scope, node, depth)
+        if kind in self.definitions and _expansion(node) is not None:
+            return _Source(scope.prefix + node_id, slot)  # becomes the reelgraph node it was expanded from
         if kind in self.definitions:
             child = self.child(scope, node)
             outputs = (child.definition or {}).get("outputs") or [] if child else []
@@ -448,6 +482,9 @@ class _Converter:
             kind = node.get("type")
             if not isinstance(kind, str) or node.get("mode", 0) in (MUTED, BYPASSED) or kind in UI_ONLY:
                 continue
+            if kind in self.definitions and _expansion(node) is not None:
+                self._emit_expanded(scope, node_id, node, prompt)
+                continue
             if kind in self.definitions:
                 child = self.child(scope, node)
                 if child is None:
@@ -469,6 +506,38 @@ class _Converter:
                 continue
             prompt[scope.prefix + node_id] = self._node(scope, node_id, node, schema)
 
+    def _emit_expanded(self, scope: _Scope, node_id: str, node: Mapping[str, Any], prompt: dict[str, Any]) -> None:
+        """A subgraph that ``export --expand-comfy`` made of a reelgraph node: that node again,
+        provided its stock nodes are still the ones exported (reelgraph compiles them itself)."""
+        expanded = _expansion(node) or {}
+        recipe_id = ((node.get("properties") or {}).get("reelgraph") or {}).get("id", node.get("title") or node_id)
+        type_id = type_id_of(expanded["class_type"]) or expanded["class_type"]
+        where = f"node {recipe_id} ({type_id}, expanded into ComfyUI nodes)"
+        schema = self.info.get(expanded["class_type"])
+        child = self.child(scope, node)
+        if schema is None or child is None:
+            self.problems.append(f"{where}: {expanded['class_type']!r} is not a reelgraph node type here")
+            return
+        inner: dict[str, Any] = {}
+        known = len(self.problems)
+        self._emit_scope(child, inner)
+        unreadable, self.problems[known:] = self.problems[known:], []
+        if unreadable:
+            self.problems.append(f"{where}: reading its stock nodes needs the ComfyUI instance's /object_info "
+                                 f"(--object-info); {len(unreadable)} cannot be read, e.g. {min(unreadable)}")
+            return
+        if canonical_digest(inner) != expanded.get("digest"):
+            self.problems.append(f"{where} was edited inside its subgraph: reelgraph builds that node's ComfyUI "
+                                 "workflow from the node's inputs, so edits to its stock nodes cannot be kept; undo "
+                                 "them, or unpack the subgraph on the canvas to keep them as ComfyUI nodes")
+            return
+        properties = dict(node.get("properties") or {})
+        private = {k: v for k, v in (properties.get("reelgraph") or {}).items() if k != EXPANDED}
+        properties["reelgraph"] = private
+        pack_node = {**node, "type": expanded["class_type"], "widgets_values": list(expanded.get("widgets_values") or []),
+                     "properties": properties}
+        prompt[scope.prefix + node_id] = self._node(scope, node_id, pack_node, schema)
+
     def _widgets(self, scope: _Scope, node_id: str, node: Mapping[str, Any], schema: NodeSchema) -> dict[str, Any]:
         """A node's widget values by input name, as the frontend shows them."""
         raw = node.get("widgets_values")
@@ -478,7 +547,13 @@ class _Converter:
         else:
             values = raw if isinstance(raw, list) else []
             names = (properties.get("reelgraph") or {}).get("widgets") if schema.class_type not in self.info else None
-            widgets = dict(zip(names, values)) if names else map_widgets(values, list(schema.inputs.values()))
+            named = node.get("widgets_values_named")
+            if names:
+                widgets = dict(zip(names, values))
+            elif isinstance(named, Mapping) and named and _saved_by_another_version(schema, named):
+                widgets = restore_by_name(schema, named)
+            else:
+                widgets = map_widgets(values, list(schema.inputs.values()))
             for spec, _ in _widget_order(schema, widgets):  # the frontend creates every widget
                 kind = spec.config.get("widgetType") or spec.type
                 widgets.setdefault(spec.name, UNSAVED_WIDGETS[kind] if kind in UNSAVED_WIDGETS else _default(spec))
@@ -513,6 +588,13 @@ class _Converter:
 
 
 _UNSET = object()
+
+
+def _expansion(node: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """What ``export --expand-comfy`` recorded on a subgraph instance it made of a reelgraph node."""
+    private = (node.get("properties") or {}).get("reelgraph")
+    entry = private.get(EXPANDED) if isinstance(private, Mapping) else None
+    return entry if isinstance(entry, Mapping) and isinstance(entry.get("class_type"), str) else None
 
 
 def _looks_like_uuid(text: str) -> bool:
@@ -747,18 +829,34 @@ class _UiNode:
         return [width, height]
 
 
-def recipe_to_ui(recipe: Recipe, info: ObjectInfo, declarations: list[dict[str, Any]]) -> dict[str, Any]:
+def recipe_to_ui(recipe: Recipe, info: ObjectInfo, declarations: list[dict[str, Any]],
+                 expand: ObjectInfo | None = None) -> dict[str, Any]:
     """The recipe as a UI-format (0.4) workflow with a generated layout. ``info`` must include the
-    pack's classes; ComfyUI nodes missing from it keep their widgets in recipe order."""
+    pack's classes; ComfyUI nodes missing from it keep their widgets in recipe order. With
+    ``expand`` (a ComfyUI instance's schemas), nodes that run on ComfyUI become subgraphs of the
+    stock nodes they compile to there (``comfy_expand``)."""
     by_id = {d["id"]: d for d in declarations}
     ui_ids = _ui_ids(recipe)
     nodes: dict[str, _UiNode] = {}
+    subgraphs: list[dict[str, Any]] = []
     next_id = max([*ui_ids.values(), 0]) + 1
     for name, param in recipe.params.items():
         nodes[f"param:{name}"] = _param_node(next_id, name, param)
         next_id += 1
+    unexpandable: list[GraphError] = []
     for node_id, spec in recipe.nodes.items():
         nodes[node_id] = _recipe_node(ui_ids[node_id], node_id, spec, recipe, info, by_id)
+        if expand is not None:
+            try:
+                prompt = compiled_workflow(node_id, spec, recipe, expand)
+            except RecipeInvalid as exc:
+                unexpandable.extend(exc.errors)
+                continue
+            if prompt is not None:
+                nodes[node_id], subgraph = _expanded_node(nodes[node_id], node_id, spec, prompt, info, declarations)
+                subgraphs.append(subgraph)
+    if unexpandable:
+        raise RecipeInvalid(unexpandable)
     for name in recipe.outputs:
         nodes[f"output:{name}"] = _UiNode(next_id, f"output:{name}", OUTPUT_CLASS, name,
                                           [{"name": "value", "type": "*", "link": None}], [], [],
@@ -772,7 +870,7 @@ def recipe_to_ui(recipe: Recipe, info: ObjectInfo, declarations: list[dict[str, 
     if private:
         extra["reelgraph"] = private
     order = {key: index for index, key in enumerate(_topological(recipe, nodes))}
-    return {
+    document: dict[str, Any] = {
         "id": str(uuid.UUID(digest[:32])),
         "revision": 0,
         "last_node_id": max([n.ui_id for n in nodes.values()], default=0),
@@ -784,6 +882,25 @@ def recipe_to_ui(recipe: Recipe, info: ObjectInfo, declarations: list[dict[str, 
         "extra": extra,
         "version": 0.4,
     }
+    if subgraphs:
+        document["definitions"] = {"subgraphs": subgraphs}
+        renumber_subgraphs(document)
+    return document
+
+
+def _expanded_node(node: _UiNode, node_id: str, spec: NodeSpec, prompt: dict[str, Any], info: ObjectInfo,
+                   declarations: list[dict[str, Any]]) -> tuple[_UiNode, dict[str, Any]]:
+    """The pack node as an instance of a subgraph holding the stock nodes of ``prompt``; the pack
+    node's own widget values ride in ``properties.reelgraph.expanded`` for the way back."""
+    inner = json.loads(json.dumps(recipe_to_ui(recipe_from_api(prompt), info, declarations)))
+    digest = canonical_digest(ui_to_api({"nodes": inner["nodes"], "links": inner["links"]}, info))
+    sockets = [{k: v for k, v in entry.items() if k != "widget"} for entry in node.inputs]
+    subgraph = definition(node_id, spec, inner, sockets, node.outputs, digest)
+    private = {**node.properties.get("reelgraph", {}),
+               EXPANDED: {"class_type": node.class_type, "widgets_values": node.widgets_values, "digest": digest}}
+    instance = _UiNode(node.ui_id, node.key, subgraph["id"], node.title, sockets, node.outputs, [],
+                       {"reelgraph": private}, node.category)
+    return instance, subgraph
 
 
 def _ui_ids(recipe: Recipe) -> dict[str, int]:
@@ -1128,6 +1245,14 @@ def import_workflow(document: Any, object_info_document: Mapping[str, Any] | Non
     return adopt_pack_nodes(recipe, declarations, {"name": name})
 
 
-def export_ui(recipe: Recipe, object_info_document: Mapping[str, Any] | None, registry: Any = None) -> dict[str, Any]:
+def export_ui(recipe: Recipe, object_info_document: Mapping[str, Any] | None, registry: Any = None,
+              expand_comfy: bool = False) -> dict[str, Any]:
+    """The recipe as a UI workflow; with ``expand_comfy``, nodes that run on ComfyUI become
+    subgraphs of the stock nodes they compile to on that ``/object_info`` (which it needs)."""
     declarations = pack_declarations(registry)
-    return recipe_to_ui(recipe, combined_info(object_info_document, declarations), declarations)
+    if expand_comfy and not object_info_document:
+        raise RecipeInvalid([GraphError("bad_option", "", "expanding ComfyUI nodes needs the instance's /object_info "
+                                                          "(--object-info FILE_OR_URL): the compiler fills and checks "
+                                                          "every stock node from it")])
+    expand = ObjectInfo(object_info_document) if expand_comfy and object_info_document else None
+    return recipe_to_ui(recipe, combined_info(object_info_document, declarations), declarations, expand)

@@ -59,7 +59,8 @@ class DownstreamUse:
 
 class NodeContext:
     """What an implementation gets besides its inputs: its own work directory and progress, and
-    the run's ComfyUI pool (``comfy``) when it has one, for node types with a ComfyUI placement."""
+    the run's ComfyUI pool (``comfy``) when it has one, for node types with a ComfyUI placement.
+    ``report_cost`` records what the execution actually cost (e.g. from a provider's usage)."""
 
     def __init__(
         self,
@@ -77,6 +78,7 @@ class NodeContext:
         self._report_progress = report_progress
         self.cancelled = cancelled or threading.Event()
         self.comfy = comfy
+        self.cost: float | None = None  # USD reported by the implementation; None: nothing reported
         self.downstream = downstream
         self.prefilled: list[tuple[DownstreamUse, Mapping[str, Any]]] = []
 
@@ -95,6 +97,12 @@ class NodeContext:
     def path(self, name: str) -> Path:
         """A file path inside this execution's private work directory."""
         return self.work_dir / name
+
+    def report_cost(self, usd: float) -> None:
+        """Add to what this execution cost in USD (e.g. a provider's billed usage). The engine
+        records it; when nothing is reported it records the node type's ``estimate_cost``."""
+        if math.isfinite(usd) and usd >= 0:
+            self.cost = (self.cost or 0.0) + usd
 
 
 NodeFunction = Callable[..., Mapping[str, Any]]

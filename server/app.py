@@ -126,7 +126,7 @@ def create_app(config: ServerConfig, service: RunService | None = None) -> FastA
 
     @api.get("/runs/{run_id}", response_model=RunView, responses=NOT_FOUND)
     def get_run(run_id: RunId) -> dict[str, Any]:
-        """Status, per-node and per-element state, cache hits, timings, errors and output links."""
+        """Status, per-node and per-element state, cache hits, timings, cost, errors and output links."""
         return service.describe(service.get_row(run_id))
 
     @api.post("/runs/{run_id}/cancel", status_code=202, response_model=CancelAccepted,
@@ -213,13 +213,15 @@ def create_app(config: ServerConfig, service: RunService | None = None) -> FastA
     # ---- plan, validate ---------------------------------------------------------------------------
     @api.post("/plan", response_model=PlanView)
     def plan(body: PlanRequest) -> dict[str, Any]:
-        """What a run would execute, what is cached (and why), without running anything."""
+        """What a run would execute, what is cached (and why), and what it would cost, per
+        execution and in total (USD at the prices in providers.toml), without running anything."""
         _, _, bound = service.prepare(body)
         entries = service.engine.plan(bound, tuple(body.outputs) if body.outputs is not None else None, frozenset(body.force))
         counts: dict[str, int] = {"cached": 0, "run": 0, "waits": 0}
         for entry in entries:
             counts[entry.status] = counts.get(entry.status, 0) + 1
-        return {"steps": [entry.to_json() for entry in entries], "counts": counts, "cost": None, "cost_note": views.COST_NOTE}
+        steps = [entry.to_json() for entry in entries]
+        return {"steps": steps, "counts": counts, **views.plan_cost(steps)}
 
     @api.post("/validate", response_model=ValidateView)
     def validate(body: RecipeSource) -> dict[str, Any]:

@@ -96,6 +96,8 @@ class ElementState(BaseModel):
     seconds: float
     error: dict[str, Any] | None
     attempt: int | None
+    cost: float | None = Field(description="USD this run paid for it (0 when reused from the cache); null: unknown")
+    saved: float | None = Field(description="Reused from the cache: what it cost when it was made")
 
 
 class NodeState(BaseModel):
@@ -103,6 +105,8 @@ class NodeState(BaseModel):
     type: str | None
     status: str = Field(description="pending | running | executed | cached | failed | skipped | not_run")
     seconds: float
+    cost: float | None = Field(description="USD this run paid for the node's executions; null: unknown")
+    saved: float | None = Field(description="What the executions reused from the cache cost when they were made")
     elements: list[ElementState] = Field(description="Per list element, for a node that fanned out")
     error: dict[str, Any] | None
 
@@ -131,7 +135,9 @@ class RunView(BaseModel):
     seconds: float | None
     counts: dict[str, int]
     cache_hit_ratio: float | None
-    cost: float | None = Field(description="Always null: node types have no cost model yet")
+    cost: float = Field(description="USD paid so far: providers' reported usage, else estimates (see cost_note)")
+    cost_saved: float = Field(description="USD the executions reused from the cache cost when they were made")
+    cost_unpriced: int = Field(description="Executions whose cost is unknown (no price configured, or no estimate)")
     cost_note: str
     errors: list[dict[str, Any]]
     outputs: dict[str, Any] | None = Field(description="Named outputs; files as {$artifact, size, ext, url}")
@@ -152,12 +158,17 @@ class PlanStep(BaseModel):
     status: str = Field(description="cached | run | waits")
     reason: str
     cache_key: str | None
+    estimated_cost: float | None = Field(
+        description="USD: what this execution will cost (0 when cached; per execution when it waits); null: unknown")
+    saved: float | None = Field(description="Cached: what the result cost when it was made")
 
 
 class PlanView(BaseModel):
     steps: list[PlanStep]
     counts: dict[str, int]
-    cost: float | None
+    cost: float = Field(description="Estimated USD of the steps that will run")
+    cost_saved: float = Field(description="USD the cached steps cost when they were made")
+    cost_unpriced: int = Field(description="Steps whose cost is unknown, or waits on how many executions there will be")
     cost_note: str
 
 

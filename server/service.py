@@ -10,7 +10,8 @@ Decisions (see also the module docs of ``store``, ``events`` and ``webhooks``):
 * A run interrupted by a shutdown or a crash stays queued/running in the store and is resumed
   on the next start as a new attempt (engine run id ``<id>-<attempt>``); what had finished comes
   back from the cache, so it is not redone.
-* Cost: node types have no cost model yet, so ``cost`` is null; counts and seconds are reported.
+* Cost: node events carry each execution's cost (engine/cost.py); a run's ``cost`` is their sum
+  in USD, and ``plan`` estimates it per execution before anything runs.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..engine.canonical import digest_json
 from ..engine.runner import RunConfigError
 from ..graphs.errors import GraphError, RecipeInvalid, json_path
 from ..graphs.model import Link, LiteralObject, ParamRef, Recipe
+from ..engine.comfy_groups import fuse_comfy_groups
 from ..graphs.validate import BoundRecipe, bind_recipe, parse_recipe
 from ..nodes.registry import NodeRegistry, default_registry
 from ..nodes.types import FILE_TYPES
@@ -129,6 +131,7 @@ class RunService:
         escaping = self._escaping_files(recipe, params)
         try:
             bound = bind_recipe(recipe, self.registry, dict(params), base_dir=self.inputs_dir)
+            fuse_comfy_groups(bound)  # wiring ComfyUI groups cannot honour is a 422, not a failed run
         except RecipeInvalid as exc:
             raise RecipeInvalid(self._merge(exc.errors, escaping)) from None
         errors = list(escaping.values())

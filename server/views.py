@@ -5,10 +5,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..engine.cost import summary as cost_summary
 from ..engine.values import ARTIFACT_KEY, FAILED, PortValue
 from .store import RunRow, WebhookRow
 
-COST_NOTE = "node types have no cost model yet; see counts and seconds"
+COST_NOTE = (
+    "USD at the prices in providers.toml: what providers reported they billed, else the node type's estimate;"
+    " work reused from the cache costs 0 here (cost_saved: what it cost when it was made);"
+    " cost_unpriced counts executions whose cost is unknown"
+)
+PLAN_COST_NOTE = (
+    "estimated USD at the prices in providers.toml for the steps that will run; cached steps cost 0"
+    " (cost_saved: what they cost when made); a waiting step's estimate is per execution, and"
+    " cost_unpriced counts steps whose cost is unknown or waits on how many executions there will be"
+)
+
+
+def plan_cost(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    totals = cost_summary((s["status"], s.get("estimated_cost"), s.get("saved")) for s in steps)
+    return {"cost": totals["total"], "cost_saved": totals["saved"], "cost_unpriced": totals["unpriced"],
+            "cost_note": PLAN_COST_NOTE}
 
 
 def describe(row: RunRow, node_events: list[dict[str, Any]], webhook: WebhookRow | None, with_nodes: bool = True) -> dict[str, Any]:
@@ -24,6 +40,7 @@ def describe(row: RunRow, node_events: list[dict[str, Any]], webhook: WebhookRow
     ]
     if row.error:
         errors.append({"node": None, "element": None, **row.error})
+    costs = cost_summary((s["status"], s["cost"], s["saved"]) for s in elements.values())
     view: dict[str, Any] = {
         "id": row.id,
         "status": row.status,
@@ -41,7 +58,9 @@ def describe(row: RunRow, node_events: list[dict[str, Any]], webhook: WebhookRow
         "seconds": round(row.finished - row.started, 6) if row.finished and row.started else None,
         "counts": counts,
         "cache_hit_ratio": round(counts["cached"] / finished_work, 6) if finished_work else None,
-        "cost": None,
+        "cost": costs["total"],
+        "cost_saved": costs["saved"],
+        "cost_unpriced": costs["unpriced"],
         "cost_note": COST_NOTE,
         "errors": errors,
         "outputs": row.outputs,
@@ -92,13 +111,14 @@ def _fold(events: list[dict[str, Any]]) -> dict[tuple[str, int | None], dict[str
         key = (event["node"], event.get("element"))
         previous = states.get(key)
         if event["event"] == "node_started":
-            states[key] = {"status": "running", "seconds": 0.0, "error": None, "attempt": event.get("attempt")}
+            states[key] = {"status": "running", "seconds": 0.0, "error": None, "attempt": event.get("attempt"),
+                           "cost": None, "saved": None}
             continue
         status = event.get("status", "executed")
         if previous is not None and previous["status"] == "executed" and status == "cached":
             continue
         states[key] = {"status": status, "seconds": event.get("seconds") or 0.0, "error": event.get("error"),
-                       "attempt": event.get("attempt")}
+                       "attempt": event.get("attempt"), "cost": event.get("cost"), "saved": event.get("saved")}
     return states
 
 
@@ -121,7 +141,15 @@ def _node_views(row: RunRow, elements: dict[tuple[str, int | None], dict[str, An
             "type": spec.get("type") if isinstance(spec, dict) else None,
             "status": status,
             "seconds": round(sum(item["seconds"] for item in items), 6),
+            "cost": _sum(item["cost"] for item in items),
+            "saved": _sum(item["saved"] for item in items),
             "elements": items if fanned else [],
             "error": next((item["error"] for item in items if item["status"] == "failed"), None),
         })
     return views
+
+
+def _sum(values: Any) -> float | None:
+    """Sum of the known values; None when none is known."""
+    known = [value for value in values if value is not None]
+    return round(sum(known), 8) if known else None

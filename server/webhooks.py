@@ -9,9 +9,12 @@ caller's metadata) and these headers:
 
 Retries: connection errors, 408, 425, 429 and 5xx, after ``backoff`` seconds doubling each time
 (or the ``Retry-After`` the receiver asks for), up to ``attempts`` attempts; other answers are
-final. Targets are checked when submitted and again before every attempt: http(s) only, and
-every address the host resolves to must be public unless private targets are allowed.
-Redirects are not followed (a redirect could point anywhere).
+final. Targets are checked when submitted and again before every attempt, as image downloads
+are (``nodes/providers/pinned_http``): http(s) only, no credentials, every address the host
+resolves to public (private and loopback ones only when allowed; link-local, multicast and
+reserved never), and the POST connects to the address that was checked, so a DNS answer that
+changes between check and connect (rebinding) cannot redirect it. A host that does not resolve
+is retried; other refusals are final. Redirects are not followed (they could point anywhere).
 """
 
 from __future__ import annotations
@@ -19,19 +22,24 @@ from __future__ import annotations
 import hashlib
 import heapq
 import hmac
-import ipaddress
 import logging
 import os
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import requests
 
+from ..nodes.providers.pinned_http import (
+    NonPublicAddress,
+    Target,
+    Unresolvable,
+    UnsafeTarget,
+    pinned_request,
+    vet,
+)
 from .store import ServerStore
 
 log = logging.getLogger("reelgraph.server")
@@ -44,30 +52,14 @@ class UnsafeUrl(ValueError):
     """A webhook target the server will not call."""
 
 
-def check_url(url: str, allow_private: bool) -> None:
-    """Raise UnsafeUrl unless ``url`` is http(s) to a host whose every address is public."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeUrl("must be an http:// or https:// URL with a host")
-    if parts.username or parts.password:
-        raise UnsafeUrl("must not carry credentials")
+def check_url(url: str, allow_private: bool) -> Target:
+    """The vetted target of ``url``; UnsafeUrl says why the server will not call it."""
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise UnsafeUrl("has an invalid port") from None
-    try:
-        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeUrl(f"host {parts.hostname!r} does not resolve ({exc})") from None
-    if allow_private:
-        return
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not address.is_global or address.is_multicast:
-            raise UnsafeUrl(
-                f"host {parts.hostname!r} resolves to the non-public address {address}"
-                " (set REELGRAPH_WEBHOOK_ALLOW_PRIVATE=1 to allow private and loopback targets)"
-            )
+        return vet(url, allow_private)
+    except UnsafeTarget as exc:
+        hint = (" (set REELGRAPH_WEBHOOK_ALLOW_PRIVATE=1 to allow private and loopback targets)"
+                if isinstance(exc, NonPublicAddress) and not allow_private else "")
+        raise UnsafeUrl(f"{exc}{hint}") from exc
 
 
 def load_secret(configured: str | None, home: Path) -> str:
@@ -113,7 +105,6 @@ class WebhookDispatcher:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="reelgraph-webhooks", daemon=True)
-        self._session = requests.Session()
 
     def start(self) -> None:
         for row in self._store.pending_webhooks():
@@ -156,31 +147,24 @@ class WebhookDispatcher:
         attempt = row.attempts + 1
         retry_after: float | None = None
         try:
-            check_url(row.url, self._allow_private)
+            target = check_url(row.url, self._allow_private)
         except UnsafeUrl as exc:
-            self._store.update_webhook(run_id, "failed", attempt, row.next_at, f"refused: {exc}")
-            self._on_attempt("refused", attempt)
-            return
-        body = row.payload.encode()
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "reelgraph-webhook/1",
-            "Reelgraph-Event": "run.finished",
-            "Reelgraph-Delivery": run_id,
-            "Reelgraph-Signature": sign(self._secret, int(time.time()), body),
-        }
-        try:
-            response = self._session.post(row.url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False)
-        except requests.RequestException as exc:
-            error, retry = f"could not reach the target: {type(exc).__name__}", True
-        else:
-            response.close()
-            if 200 <= response.status_code < 300:
-                self._store.update_webhook(run_id, "delivered", attempt, time.time(), None)
-                self._on_attempt("delivered", attempt)
+            if not isinstance(exc.__cause__, Unresolvable):
+                self._store.update_webhook(run_id, "failed", attempt, row.next_at, f"refused: {exc}")
+                self._on_attempt("refused", attempt)
                 return
-            error, retry = f"HTTP {response.status_code}", response.status_code in RETRY_STATUSES
-            retry_after = _retry_after(response.headers.get("Retry-After"))
+            error, retry = f"could not resolve the target: {exc}", True  # DNS may recover
+        else:
+            try:
+                status, retry_after = self._post(run_id, target, row.payload.encode())
+            except requests.RequestException as exc:
+                error, retry = f"could not reach the target: {type(exc).__name__}", True
+            else:
+                if 200 <= status < 300:
+                    self._store.update_webhook(run_id, "delivered", attempt, time.time(), None)
+                    self._on_attempt("delivered", attempt)
+                    return
+                error, retry = f"HTTP {status}", status in RETRY_STATUSES
         if retry and attempt < self._attempts:
             delay = retry_after if retry_after is not None else self._backoff * 2 ** (attempt - 1)
             due = time.time() + min(delay, MAX_BACKOFF)
@@ -190,6 +174,19 @@ class WebhookDispatcher:
         else:
             self._store.update_webhook(run_id, "failed", attempt, time.time(), error)
             self._on_attempt("failed", attempt)
+
+    def _post(self, run_id: str, target: Target, body: bytes) -> tuple[int, float | None]:
+        """One signed POST to the vetted address: (status, the Retry-After it asks for)."""
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "reelgraph-webhook/1",
+            "Reelgraph-Event": "run.finished",
+            "Reelgraph-Delivery": run_id,
+            "Reelgraph-Signature": sign(self._secret, int(time.time()), body),
+        }
+        # stream: the answer's body is never read (a receiver cannot make us hold a large one)
+        with pinned_request(target, "POST", headers=headers, data=body, timeout=TIMEOUT, stream=True) as response:
+            return response.status_code, _retry_after(response.headers.get("Retry-After"))
 
 
 def _retry_after(value: str | None) -> float | None:

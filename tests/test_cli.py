@@ -56,7 +56,7 @@ def test_edit_one_of_twenty_reruns_only_its_chain_and_the_aggregate(cli, tmp_pat
         ("lines", None), ("caption", 7), ("card", 7), ("clip", 7), ("video", None)
     }
     entry = next(e for e in third["executions"] if e["node"] == "card" and e["element"] == 7)
-    assert set(entry) == {"node", "type", "element", "status", "cache_key", "seconds", "error"}
+    assert set(entry) == {"node", "type", "element", "status", "cache_key", "seconds", "error", "cost", "saved"}
     assert entry["type"] == "image.title_card" and entry["cache_key"].startswith("sha256:")
     assert len(third["outputs"]["cards"]) == 20 and Path(third["outputs"]["video"]).is_file()
 

@@ -19,13 +19,28 @@ from reelgraph.comfy_workflows.compiler import (
     compile_interpolation,
     compile_still,
     compile_video,
+    compile_video_interpolated,
     fragment_names,
     frames_for,
     snap,
 )
-from reelgraph.comfy_workflows.errors import CompileError, map_execution_error, map_prompt_errors
+from reelgraph.comfy_workflows.errors import (
+    CompileError,
+    map_execution_error,
+    map_prompt_errors,
+)
 from reelgraph.comfy_workflows.schema import ObjectInfo, validate_workflow
-from reelgraph.tests.comfy_server_fixtures import NO_MODELS, OLD, WITH_MODELS, dump, full_instance, raw_dump
+from reelgraph.comfy_workflows.ui_workflow import ui_workflow
+from reelgraph.graphs.comfy_api import recipe_to_api
+from reelgraph.graphs.comfy_ui import recipe_from_ui
+from reelgraph.tests.comfy_server_fixtures import (
+    NO_MODELS,
+    OLD,
+    WITH_MODELS,
+    dump,
+    full_instance,
+    raw_dump,
+)
 
 
 def params(model: str, **extra) -> VideoParams:
@@ -34,13 +49,16 @@ def params(model: str, **extra) -> VideoParams:
 
 
 def assert_conforms(compiled, info: ObjectInfo) -> None:
-    """Valid for ComfyUI, and every required widget input written out (never the server's default)."""
+    """Valid for ComfyUI, and every required widget input written out (never the server's default);
+    its UI-format workflow (what the pool sends in extra_pnginfo) reads back as the same prompt."""
     assert [str(e) for e in validate_workflow(compiled.prompt, info, check_steps=True)] == []
     for node_id, node in compiled.prompt.items():
         schema = info[node["class_type"]]
         missing = [n for n in schema.required if schema.inputs[n].is_widget and n not in node["inputs"]]
         assert missing == [], f"node {node_id} {node['class_type']} leaves {missing} to the server"
         assert compiled.node_map[node_id] == "scene3"
+    workflow = ui_workflow(compiled.prompt, info, compiled.model_files)
+    assert recipe_to_api(recipe_from_ui(workflow, info, [])) == compiled.prompt
 
 
 INTERPOLATIONS = [None, Interpolation(2, method="core"), Interpolation(3, method="rife")]
@@ -270,3 +288,40 @@ def test_execution_errors_map_back_to_recipe_nodes():
     flattened = map_execution_error({**payload, "node_id": "129:39"}, {"129": "scene8"})
     assert flattened.recipe_node == "scene8"  # subgraph ids belong to their instance node
     assert "ran out of GPU memory" in oom.message
+
+
+@pytest.mark.parametrize("model", sorted(m for m, spec in VIDEO_MODELS.items() if spec.image != "none"))
+def test_fused_generation_and_interpolation_save_both_clips(model):
+    """One prompt for i2v followed by interpolation: two output nodes, the raw clip and the
+    interpolated one, each mapped to its recipe node; valid on both servers."""
+    for name, method in [(WITH_MODELS, "core"), (WITH_MODELS, "rife"), (OLD, "auto")]:
+        info = full_instance(name)
+        for out in OUTPUTS:
+            compiled = compile_video_interpolated(
+                params(model), info, recipe_node="scene3", instance="gpu-1", output=out,
+                interpolation=Interpolation(3, method=method, recipe_node="smooth[3]"),
+                interpolated_output=VideoOutput(node=out.node, filename_prefix="jobs/x/smooth"))
+            assert [str(e) for e in validate_workflow(compiled.prompt, info, check_steps=True)] == []
+            assert sorted(compiled.roles.values()) == ["interpolated", "video"]
+            assert set(compiled.roles) == set(compiled.output_nodes)
+            by_role = {role: node_id for node_id, role in compiled.roles.items()}
+            assert compiled.node_map[by_role["video"]] == "scene3"
+            assert compiled.node_map[by_role["interpolated"]] == "smooth[3]"
+            interpolators = [i for i, n in compiled.prompt.items() if n["class_type"] in ("RIFE VFI", "FrameInterpolate")]
+            assert [compiled.node_map[i] for i in interpolators] == ["smooth[3]"]
+            saved_fps = {role: _saved_fps(compiled, node_id) for role, node_id in by_role.items()}
+            assert saved_fps == {"video": compiled.fps, "interpolated": compiled.fps * 3}
+            alone = compile_video(params(model), info, recipe_node="scene3", instance="gpu-1", output=out)
+            generation = {i: n for i, n in alone.prompt.items() if not info[n["class_type"]].output_node
+                          and n["class_type"] != "CreateVideo"}
+            assert all(compiled.prompt[i] == n for i, n in generation.items())  # ComfyUI's cache is shared
+    with pytest.raises(CompileError, match="multiplier of at least 2"):
+        compile_video_interpolated(params(model), full_instance(WITH_MODELS), recipe_node="scene3", instance="gpu-1",
+                                   interpolation=Interpolation(1))
+
+
+def _saved_fps(compiled, node_id: str) -> float:
+    node = compiled.prompt[node_id]
+    if node["class_type"] == "VHS_VideoCombine":
+        return node["inputs"]["frame_rate"]
+    return compiled.prompt[node["inputs"]["video"][0]]["inputs"]["fps"]

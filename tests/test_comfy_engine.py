@@ -15,8 +15,12 @@ from typing import Any
 import ffmpeg
 import pytest
 import requests
+from PIL import Image
+from reelgraph.comfy_workflows.errors import Interrupted
 from reelgraph.comfy_workflows.instances import ManagedInstance, Supervisor
+from reelgraph.comfy_workflows.placement import i2v_job
 from reelgraph.comfy_workflows.pool import ComfyInstance, ComfyPool
+from reelgraph.comfy_workflows.schema import ObjectInfo
 from reelgraph.comfy_workflows.testserver import ComfyTestServer, Faults
 from reelgraph.engine import RunOptions, RunResult
 from reelgraph.engine.outputs import export_outputs
@@ -155,9 +159,9 @@ def test_still_motion_and_interpolation_all_on_comfy(engine, comfy, tmp_path):
     how = json.loads(Path(written["how"]).read_text())
     assert (how["placement"], how["method"], how["multiplier"]) == ("comfy", "rife", 2)
     classes = [{n["class_type"] for n in e["prompt"][2].values()} for e in history(comfy.url).values()]
-    assert ["CheckpointLoaderSimple" in c for c in classes] == [True, False, False]
-    assert ["WanImageToVideo" in c for c in classes] == [False, True, False]
-    assert ["RIFE VFI" in c for c in classes] == [False, False, True]
+    assert ["CheckpointLoaderSimple" in c for c in classes] == [True, False]
+    assert ["WanImageToVideo" in c for c in classes] == [False, True]
+    assert ["RIFE VFI" in c for c in classes] == [False, True]  # fused with the i2v that feeds it
     sdxl = next(n for n in next(iter(history(comfy.url).values()))["prompt"][2].values()
                 if n["class_type"] == "CLIPTextEncode" and n["inputs"]["text"])
     assert sdxl["inputs"]["text"] == "a lighthouse, ink"
@@ -269,3 +273,153 @@ def test_cancelling_a_run_cancels_its_comfy_prompts(engine, comfy, tmp_path):
     entries = history(comfy.url)
     assert 1 <= len(entries) <= 2  # what ran was interrupted; what waited was dequeued or interrupted
     assert all("execution_interrupted" in [m[0] for m in e["status"]["messages"]] for e in entries.values())
+
+
+def test_two_runs_sharing_a_pool_are_ordered_by_priority(engine, comfy, tmp_path):
+    """A run given a higher priority (``reelgraph run --priority``, ``pool.with_priority``) gets the
+    instance before the scenes of a run that was waiting first."""
+    requests.post(f"{comfy.url}/admin/faults", json={"hang_on": "KSampler", "hang_interruptible": True,
+                                                     "hang_times": 1}, timeout=10)
+    start = tmp_path / "blocker.png"
+    Image.new("RGB", (64, 112), (9, 9, 9)).save(start)
+    outcomes: dict[str, Any] = {}
+
+    def in_thread(name: str, work: Any) -> threading.Thread:
+        def target() -> None:
+            try:
+                outcomes[name] = work()
+            except Exception as exc:  # noqa: BLE001 - asserted below
+                outcomes[name] = exc
+        thread = threading.Thread(target=target)
+        thread.start()
+        return thread
+
+    def wait_until(condition: Any) -> None:
+        deadline = time.monotonic() + 30
+        while not condition():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+
+    with pool_of(comfy, depth=1) as pool:
+        blocker = in_thread("blocker", lambda: pool.run(i2v_job("blocker", "wan2.1", start, prompt="blocker",
+                                                                motion="none", seed=0, seconds=0.5, width=64,
+                                                                height=112), tmp_path / "blocked"))
+        wait_until(lambda: admin(comfy.url)["running"] is not None)
+        low = in_thread("low", lambda: run(engine, recipe("wan2.1", ["low one", "low two"]), tmp_path, comfy=pool))
+        wait_until(lambda: pool.pending() == 2)
+        high = in_thread("high", lambda: run(engine, recipe("wan2.1", ["high"]), tmp_path,
+                                             comfy=pool.with_priority(5)))
+        wait_until(lambda: pool.pending() == 3)
+        requests.post(f"{comfy.url}/interrupt", json={}, timeout=10)
+        for thread in (blocker, low, high):
+            thread.join(60)
+    assert isinstance(outcomes["blocker"], Interrupted)
+    assert outcomes["low"].status == outcomes["high"].status == "succeeded"
+    order = [text.split(".")[0] for entry in history(comfy.url).values() for text in texts(entry)
+             if text and "camera" in text]
+    assert order[0] == "blocker" and order[1] == "high" and sorted(order[2:]) == ["low one", "low two"]
+
+
+def run_keyed(engine, document: dict[str, Any], tmp_path: Path, pool: ComfyPool) -> RunResult:
+    """A run on ``pool``: its ComfyUI-placed executions are keyed with the pool's versions."""
+    return run(engine, document, tmp_path, comfy=pool)
+
+
+def interpolated(model: str = "wan2.1") -> dict[str, Any]:
+    """Two ComfyUI-placed stages (core-only i2v, RIFE-pack interpolation) beside a local Ken Burns clip."""
+    document = recipe(model, SCENES[:1])
+    document["nodes"]["smooth"] = {"type": "video.interpolate", "inputs": {"video": {"link": ["motion", "video"]},
+                                                                           "fps": 20, "method": "rife"}}
+    document["nodes"]["local"] = {"type": "video.i2v", "inputs": {"image": {"link": ["still", "image"]},
+                                                                  "seconds": 0.5, "fps": 10, "width": 64, "height": 112}}
+    document["outputs"] = {"smooth": {"link": ["smooth", "video"]}, "local": {"link": ["local", "video"]}}
+    return document
+
+
+def test_comfyui_and_pack_versions_key_comfy_placed_executions(engine, tmp_path):
+    """A new ComfyUI version reruns what ran on ComfyUI and nothing else; several instances of one
+    version key alike whichever runs it; a pool that mixes versions keys apart from both; a
+    custom-node pack whose schemas changed reruns only the executions whose workflow uses it."""
+    info = full_instance(WITH_MODELS)
+    started: list[ComfyTestServer] = []
+
+    def server(name: str, version: str, object_info: Any = info) -> ComfyTestServer:
+        started.append(ComfyTestServer(object_info, tmp_path / name, version=version,
+                                       faults=Faults(step_seconds=0.001)).start())
+        return started[-1]
+
+    def ran(pool: ComfyPool) -> dict[str, list[int | None]]:
+        result = run_keyed(engine, interpolated(), tmp_path, pool)
+        assert result.status == "succeeded", result.failures
+        return {node: executed(result, node) for node in ("still", "motion", "smooth", "local")}
+
+    try:
+        old, new, new_too = server("old", "0.26.0"), server("new", "0.27.0"), server("new2", "0.27.0")
+        with pool_of(old) as pool:
+            assert ran(pool) == {"still": [0], "motion": [0], "smooth": [0], "local": [0]}
+            assert ran(pool) == {"still": [], "motion": [], "smooth": [], "local": []}
+        with pool_of(new) as pool:
+            assert ran(pool) == {"still": [], "motion": [0], "smooth": [0], "local": []}
+        with pool_of(new_too, new) as pool:  # same versions: whichever instance would run it, cached
+            assert ran(pool) == {"still": [], "motion": [], "smooth": [], "local": []}
+            plan = {e.node: e for e in _plan_keyed(engine, interpolated(), tmp_path, pool)}
+            assert plan["motion"].status == "cached"
+        with pool_of(old, new) as pool:  # mixed: made by either, so reused by neither
+            assert ran(pool) == {"still": [], "motion": [0], "smooth": [0], "local": []}
+            assert ran(pool) == {"still": [], "motion": [], "smooth": [], "local": []}
+        raw = json.loads(json.dumps(info.raw))
+        raw["RIFE VFI"]["input"]["required"]["clear_cache_after_n_frames"][1]["default"] = 20  # a pack update
+        with pool_of(server("repacked", "0.27.0", ObjectInfo(raw))) as pool:
+            plan = {e.node: e for e in _plan_keyed(engine, interpolated(), tmp_path, pool)}
+            assert (plan["motion"].status, plan["smooth"].status) == ("cached", "run")
+            assert plan["smooth"].reason == "ComfyUI versions changed"
+            assert ran(pool) == {"still": [], "motion": [], "smooth": [0], "local": []}
+    finally:
+        for srv in started:
+            srv.stop()
+
+
+def _plan_keyed(engine, document: dict[str, Any], tmp_path: Path, pool: ComfyPool) -> list[Any]:
+    registry = NodeRegistry([*BUILTIN_TYPES, *PIPELINE_TYPES])
+    bound = bind_recipe(parse_recipe(document), registry, base_dir=tmp_path)
+    return engine.plan(bound, comfy=pool)
+
+
+def test_i2v_and_its_interpolation_run_as_one_prompt(engine, comfy, tmp_path):
+    """video.i2v (Wan) followed by video.interpolate (RIFE) is one ComfyUI prompt that saves both
+    clips; each node keeps its contract and its cache entry, and the interpolate node is recorded
+    as executed without a prompt of its own. A rerun is all cached."""
+    document = interpolated()
+    document["outputs"] |= {"clip": {"link": ["motion", "video"]}, "how": {"link": ["smooth", "placement"]},
+                            "made": {"link": ["motion", "placement"]}}
+    with pool_of(comfy) as pool:
+        result = run(engine, document, tmp_path, comfy=pool)
+        assert result.status == "succeeded", result.failures
+        assert (executed(result, "motion"), executed(result, "smooth")) == ([0], [0])
+        [entry] = history(comfy.url).values()  # one prompt for the pair
+        classes = [n["class_type"] for n in entry["prompt"][2].values()]
+        assert "WanImageToVideo" in classes and "RIFE VFI" in classes and classes.count("SaveVideo") == 2
+        written = export_outputs(result.outputs, tmp_path / "out", engine.store)
+        clip, smooth = probe(written["clip"][0]), probe(written["smooth"][0])
+        assert (clip["width"], clip["height"], clip["r_frame_rate"], int(clip["nb_read_frames"])) == (64, 112, "10/1", 5)
+        assert (smooth["width"], smooth["height"], smooth["r_frame_rate"], int(smooth["nb_read_frames"])) == \
+            (64, 112, "20/1", 10)
+        how, made = (json.loads(Path(written[name][0]).read_text()) for name in ("how", "made"))
+        assert (how["placement"], how["method"], how["multiplier"], how["fused_with"]) == ("comfy", "rife", 2, "motion[0]")
+        assert how["prompt_id"] == made["prompt_id"] == next(iter(history(comfy.url)))
+        again = run(engine, document, tmp_path, comfy=pool)
+        assert again.status == "succeeded" and {e.status for e in again.executions} == {"cached"}
+        assert len(history(comfy.url)) == 1
+
+
+def test_without_the_interpolation_pack_the_i2v_runs_alone(engine, tmp_path):
+    """The fused prompt cannot compile where RIFE VFI is missing: the i2v runs by itself, and the
+    interpolate node fails with its own refusal; nothing of the pair is lost."""
+    raw = {k: v for k, v in full_instance(WITH_MODELS).raw.items() if k != "RIFE VFI"}
+    with ComfyTestServer(ObjectInfo(raw), tmp_path / "norife", faults=Faults(step_seconds=0.001)) as server, \
+            pool_of(server) as pool:
+        result = run(engine, interpolated(), tmp_path, comfy=pool)
+        [entry] = history(server.url).values()
+    assert executed(result, "motion") == [0] and "RIFE VFI" not in {n["class_type"] for n in entry["prompt"][2].values()}
+    [failure] = result.failures
+    assert failure.node == "smooth" and "node class RIFE VFI is not on instance gpu0" in failure.error["cause"]

@@ -233,6 +233,8 @@ def test_manifest_names_every_model_file_the_compiler_uses():
     assert used <= files, sorted(used - files)
     for model in manifest.models:
         assert model.url.startswith("https://") and model.url.endswith("/" + model.file)
+        assert (model.size > 0) == (len(model.sha256) == 64), f"{model.file}: size and sha256 come together"
+        assert all(c in "0123456789abcdef" for c in model.sha256)
         groups = set(model.groups)
         assert groups and groups <= {*VIDEO_MODELS, *STILL_MODELS, "core", "rife"}
         for name in groups & set(VIDEO_MODELS):
@@ -254,6 +256,17 @@ def test_provision_dry_run_prints_the_plan(cli, tmp_path):
     assert [d.split(":")[0].split()[1] for d in downloads] == [
         "models/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors",
         "models/diffusion_models/wan2.2_ti2v_5B_fp16.safetensors", "models/vae/wan2.2_vae.safetensors"]
+    assert "(9,999,658,848 bytes)" in downloads[1] and not any(line.startswith("warn ") for line in lines)
+    hunyuan = cli("comfy", "provision", "--path", str(target), "--model", "hunyuan", "--dry-run",
+                  check_code=0).stdout.splitlines()
+    assert any(line.startswith("download models/text_encoders/llava_llama3_fp8_scaled.safetensors: ")
+               and "(9,091,392,483 bytes)" in line for line in hunyuan)
+    assert any(line.startswith("download models/vae/hunyuan_video_vae_bf16.safetensors: ")
+               and "unverified: no size and sha256 in the manifest" in line for line in hunyuan)
+    assert hunyuan[-1] == (
+        "warn     model files: not verified (the manifest has no size and sha256 for them): "
+        "hunyuan_video_v2_replace_image_to_video_720p_bf16.safetensors, clip_l.safetensors, "
+        "hunyuan_video_vae_bf16.safetensors, llava_llama3_vision.safetensors; their downloads are not checked")
     assert not target.exists()  # a dry run touches nothing
     assert "no such model group" in cli("comfy", "provision", "--path", str(target), "--model", "nope",
                                         "--dry-run", check_code=2).stderr

@@ -9,13 +9,23 @@ import sys
 from pathlib import Path
 
 from reelgraph.comfy_pack import MANIFEST
-from reelgraph.comfy_pack.declare import object_info
+from reelgraph.comfy_pack.declare import declare_all, object_info
 from reelgraph.comfy_pack.manifest import current, render
+from reelgraph.comfy_pack.plugins import ENTRY_POINT_GROUP, cache_path, reelgraph_home
 from reelgraph.comfy_workflows.schema import ObjectInfo, check_prompt
-from reelgraph.graphs.comfy_ui import combined_info, pack_declarations, recipe_to_ui, ui_to_api
+from reelgraph.engine import default_home
+from reelgraph.graphs.comfy_ui import (
+    combined_info,
+    pack_declarations,
+    recipe_to_ui,
+    ui_to_api,
+)
 from reelgraph.graphs.validate import parse_recipe
-from reelgraph.nodes.registry import default_registry
-from reelgraph.tests.helpers import TEMPLATES
+from reelgraph.nodes.registry import ENTRY_POINT_GROUP as REGISTRY_GROUP
+from reelgraph.nodes.registry import NodeRegistry, default_registry
+from reelgraph.tests.helpers import TEMPLATES, cli_env
+from reelgraph.tests.plugins.testnodes import NODE_TYPES as TEST_TYPES
+from reelgraph.tests.plugins.testnodes import short_hash
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("numpy", "PIL", "requests", "ffmpeg", "pydantic", "networkx")
@@ -61,6 +71,15 @@ sys.modules.update({"comfy": comfy, "comfy.utils": utils, "comfy.model_managemen
 def run(key, **kwargs):
     cls = mappings[key]
     return getattr(cls(), cls.FUNCTION)(unique_id="7", **kwargs)
+if mode == "plugin":
+    mixed = run("reelgraph.test.mix", salt="s", a="x", b="", c="", squash=False)
+    try:
+        run("reelgraph.test.slow", text="boom", seconds=0.0)
+        failure = None
+    except Exception as exc:
+        failure = [type(exc).__name__, str(exc)]
+    print(json.dumps({"mixed": mixed, "failure": failure}))
+    sys.exit()
 card = run("reelgraph.image.title_card", text="Hi", width=64, height=112, background="#101820", color="#f2aa4c", font_size=0)
 still = run("reelgraph.video.still", image=card["result"][0], seconds=0.5, fps=10)
 text = run("reelgraph.text.template", template="{text}!", text="bees", values="")
@@ -83,11 +102,15 @@ print(json.dumps({"card": card, "still": still, "text": text, "items": items, "j
 """
 
 
-def load(mode: str, tmp_path: Path) -> dict:
+def load(mode: str, tmp_path: Path, env: dict[str, str] | None = None) -> dict:
+    return load_with_log(mode, tmp_path, env)[0]
+
+
+def load_with_log(mode: str, tmp_path: Path, env: dict[str, str] | None = None) -> tuple[dict, str]:
     proc = subprocess.run([sys.executable, "-c", LOADER, str(REPO), str(tmp_path), mode],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300, env=env, check=False)
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.splitlines()[-1])
+    return json.loads(proc.stdout.splitlines()[-1]), proc.stderr
 
 
 def test_manifest_is_current():
@@ -153,3 +176,37 @@ def test_pack_nodes_run_the_engine_implementations_with_previews_and_progress(tm
     assert [value for node, value, _ in result["progress"] if node == "7"] == [100, 800]  # tts: 0.1, then 0.8
     assert result["speech"]["ui"]["audio"][0]["filename"].endswith(".wav") and result["speech"]["result"][1] > 0
     assert result["failure"][0] == "ReelgraphNodeError" and "even" in result["failure"][1]
+
+
+def test_plugin_node_types_join_the_pack_without_importing_plugins_at_start(tmp_path, plugin_path):
+    """A plugin published through the ``reelgraph.nodes`` entry points becomes pack nodes. ComfyUI's
+    process reads only distribution metadata at start: the declarations come from a child process
+    once, then from the cache; the plugin's code loads when one of its nodes runs."""
+    env = {**cli_env(plugin_path, tmp_path / "log"), "REELGRAPH_HOME": str(tmp_path / "home")}
+    first, log = load_with_log("load", tmp_path, env)
+    assert f"declared {len(TEST_TYPES)} plugin node type(s) of 1 plugin(s)" in log
+    assert [m for m in (*HEAVY, "reelgraph") if m in first["modules"]] == []  # no plugin code, no heavy modules
+    registry = NodeRegistry(TEST_TYPES)
+    expected = object_info([{**d, "plugin": True} for d in declare_all(registry.get(t) for t in registry.ids())])
+    plugin_classes = {k: v for k, v in json.loads(json.dumps(expected)).items() if k.startswith("reelgraph.test.")}
+    assert {k: v for k, v in first["info"].items() if k.startswith("reelgraph.test.")} == plugin_classes
+    assert {f"reelgraph.{t}" for t in default_registry().ids()} <= set(first["info"])  # the built-ins as before
+    again, log = load_with_log("load", tmp_path, env)
+    assert "declared" not in log and again["info"] == first["info"]  # from the cache: no child process
+    ran = load("plugin", tmp_path, env)
+    assert ran["mixed"]["result"] == [short_hash("s", "x", None, None)]
+    assert ran["failure"] == ["ReelgraphNodeError", "test.slow: refusing to process 'boom'"]
+    # a changed plugin (here: its RECORD) is declared again
+    (plugin_path / "reelgraph_testnodes-0.0.dist-info" / "RECORD").write_text("testnodes.py,,\n")
+    try:
+        _, log = load_with_log("load", tmp_path, env)
+        assert f"declared {len(TEST_TYPES)} plugin node type(s)" in log
+    finally:
+        (plugin_path / "reelgraph_testnodes-0.0.dist-info" / "RECORD").unlink()
+
+
+def test_plugin_cache_lives_in_the_engine_home(monkeypatch, tmp_path):
+    assert ENTRY_POINT_GROUP == REGISTRY_GROUP
+    for variable, value in (("REELGRAPH_HOME", str(tmp_path / "a")), ("XDG_CACHE_HOME", str(tmp_path / "b"))):
+        monkeypatch.setenv(variable, value)
+        assert reelgraph_home() == default_home() and cache_path().is_relative_to(default_home())

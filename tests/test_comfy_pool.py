@@ -232,6 +232,30 @@ def test_higher_priority_goes_first(one, tmp_path):
     assert order == ["blocker", "high", "low1", "low2"]
 
 
+def test_priority_also_orders_comfyuis_own_queue(one, tmp_path):
+    """Two pools on one instance (two `reelgraph run` processes): each keeps its own queue, so the
+    priority must reach ComfyUI's queue as the prompt's ``number`` for the urgent prompt to run first."""
+    requests.post(f"{one.url}/admin/faults", json={"hang_on": "KSampler", "hang_interruptible": True,
+                                                   "hang_times": 1}, timeout=10)
+    with pool_of(one) as first, pool_of(one) as second:
+        blocker = threading.Thread(target=lambda: pytest.raises(Interrupted, first.run, job(tmp_path, name="blocker"),
+                                                                tmp_path / "b"))
+        blocker.start()
+        wait_for(lambda: admin(one)["running"] is not None)
+        low = threading.Thread(target=lambda: first.run(job(tmp_path, name="low", seed=2), tmp_path / "low"))
+        low.start()
+        wait_for(lambda: queue_names(one)[1] == ["low"])
+        high = threading.Thread(target=lambda: second.with_priority(3).run(job(tmp_path, name="high", seed=3),
+                                                                            tmp_path / "high"))
+        high.start()
+        wait_for(lambda: queue_names(one)[1] == ["high", "low"])  # ComfyUI put it in front
+        requests.post(f"{one.url}/interrupt", json={}, timeout=10)
+        for thread in (blocker, low, high):
+            thread.join(30)
+    order = [next(iter(e["prompt"][2].values()))["_meta"]["title"].split(":")[0] for e in history(one).values()]
+    assert order == ["blocker", "high", "low"]
+
+
 def queue_names(srv: ComfyTestServer) -> tuple[list[str], list[str]]:
     """Recipe node names of the running and the pending prompts, from ComfyUI's own /queue."""
     queue = requests.get(f"{srv.url}/queue", timeout=10).json()

@@ -10,8 +10,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from reelgraph.comfy_workflows.compiler import Interpolation, StillParams, VideoOutput, VideoParams, compile_still, compile_video
+from reelgraph.comfy_workflows.compiler import (
+    Interpolation,
+    StillParams,
+    VideoOutput,
+    VideoParams,
+    compile_still,
+    compile_video,
+)
 from reelgraph.comfy_workflows.schema import ObjectInfo, validate_workflow
 from reelgraph.engine import RunOptions
 from reelgraph.graphs.comfy_api import recipe_from_api, recipe_to_api
@@ -30,7 +36,13 @@ from reelgraph.graphs.validate import bind_recipe, parse_recipe
 from reelgraph.nodes.builtin import NODE_TYPES as BUILTIN_TYPES
 from reelgraph.nodes.pipeline import NODE_TYPES as PIPELINE_TYPES
 from reelgraph.nodes.registry import NodeRegistry
-from reelgraph.tests.comfy_server_fixtures import WITH_MODELS, full_instance, raw_dump
+from reelgraph.tests.comfy_server_fixtures import (
+    OLD,
+    WITH_MODELS,
+    full_instance,
+    full_instance_file,
+    raw_dump,
+)
 from reelgraph.tests.helpers import TEMPLATES, executed
 
 REGISTRY = NodeRegistry([*BUILTIN_TYPES, *PIPELINE_TYPES])
@@ -67,7 +79,8 @@ def assert_well_formed(ui: dict[str, Any]) -> None:
         assert any(g["bounding"][0] <= x and x + node["size"][0] <= g["bounding"][0] + g["bounding"][2]
                    and g["bounding"][1] <= y and y + node["size"][1] <= g["bounding"][1] + g["bounding"][3]
                    for g in ui["groups"]), node["id"]
-    assert ui["version"] == 0.4 and ui["last_link_id"] == len(ui["links"])
+    inner_links = sum(len(d["links"]) for d in (ui.get("definitions") or {}).get("subgraphs", []))
+    assert ui["version"] == 0.4 and ui["last_link_id"] == len(ui["links"]) + inner_links
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,6 +438,38 @@ def test_a_missing_dynamic_combo_gets_its_first_option():
         "resize_type.width": 512, "resize_type.height": 512, "resize_type.crop": "center"}
 
 
+def test_named_widget_values_restore_a_node_saved_by_another_version():
+    """A node saved by a newer ComfyUI (here: a DynamicCombo key v0.26 lacks, whose option had one
+    widget) shifts every later positional value; the frontend since 1.49 also saves
+    ``widgets_values_named``, which restores by name (Comfy.Workflow.NamedValuesRestore). A node
+    whose saved names match the schema keeps the positional values, as the frontend reads them."""
+    schema = info26()["ElevenLabsTextToSpeech"]
+    named = {"text": "hi", "stability": 0.5, "apply_text_normalization": "auto", "model": "eleven_v9",
+             "model.similarity_boost": 0.75, "language_code": "", "seed": 42, "control_after_generate": "randomize",
+             "output_format": "mp3_44100_192"}
+    speech = {"id": 1, "type": "ElevenLabsTextToSpeech", "mode": 0, "properties": {}, "outputs": [],
+              "inputs": [{"name": "voice", "type": "ELEVENLABS_VOICE", "link": None}],
+              "widgets_values": list(named.values())}
+    shifted = ui_to_api({"nodes": [speech], "links": []}, info26())["1"]["inputs"]
+    assert shifted["seed"] == "" and shifted["language_code"] == 0.75  # positional, as the frontend reads it
+    restored = ui_to_api({"nodes": [{**speech, "widgets_values_named": named}], "links": []}, info26())["1"]["inputs"]
+    assert {k: restored[k] for k in ("seed", "language_code", "output_format", "model")} == {
+        "seed": 42, "language_code": "", "output_format": "mp3_44100_192", "model": "eleven_v9"}
+    assert "model.similarity_boost" not in restored and set(restored) <= set(schema.inputs)
+    # a key of the schema's own: option widgets are restored under "<combo>.<name>", and positional
+    # values stay authoritative while the saved names are the schema's (a hand edit wins)
+    key = schema.inputs["model"].config["options"][0]["key"]
+    subs = [n for n in schema.inputs["model"].config["options"][0]["inputs"]["required"]]
+    current = {"text": "hi", "stability": 0.5, "apply_text_normalization": "auto", "model": key,
+               **{f"model.{n}": 1.0 for n in subs}, "language_code": "en", "seed": 42,
+               "control_after_generate": "fixed", "output_format": "opus_48000_192"}
+    edited = [*current.values()]
+    edited[-1] = "mp3_44100_192"
+    same_version = {**speech, "widgets_values": edited, "widgets_values_named": current}
+    inputs = ui_to_api({"nodes": [same_version], "links": []}, info26())["1"]["inputs"]
+    assert inputs["output_format"] == "mp3_44100_192" and all(inputs[f"model.{n}"] == 1.0 for n in subs)
+
+
 # ---------------------------------------------------------------------------------------------
 # The conformance check follows ComfyUI's V3 validation (get_finalized_class_inputs)
 
@@ -524,3 +569,126 @@ def test_cli_exports_and_imports_ui_format(cli, tmp_path):
     imported = parse_recipe((tmp_path / "recipe.json").read_bytes())
     assert same(imported, parse_recipe((TEMPLATES / "title-cards.json").read_bytes()).model_copy(update={"name": "title-cards"}))
     cli("validate", "recipe.json", check_code=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# ComfyUI-placed nodes as subgraphs of the stock nodes they compile to
+
+
+def expandable_recipe(tmp_path) -> dict[str, Any]:
+    from PIL import Image
+
+    Image.new("RGB", (64, 96), "#336699").save(tmp_path / "start.png")
+    (tmp_path / "clip.mp4").write_bytes(b"a clip's bytes")
+    return {
+        "name": "expanded",
+        "params": {"seed": {"type": "integer", "default": 7, "description": "still seed"}},
+        "nodes": {
+            "still": {"type": "image.generate", "inputs": {"prompt": "a red fox", "model": "sdxl",
+                                                            "seed": {"param": "seed"}, "width": 512, "height": 768}},
+            "motion": {"type": "video.i2v", "inputs": {"image": "start.png", "seconds": 2.0, "fps": 24, "width": 512,
+                                                        "height": 768, "model": "wan2.2", "prompt": "the fox runs"}},
+            "smooth": {"type": "video.interpolate", "inputs": {"video": {"link": ["motion", "video"]}, "fps": 48,
+                                                                "method": "rife"}},
+            "again": {"type": "video.interpolate", "inputs": {"video": "clip.mp4", "fps": 60, "method": "core"}},
+            "card": {"type": "image.title_card", "inputs": {"text": "local"}},
+        },
+        "outputs": {"video": {"link": ["smooth", "video"]}, "still": {"link": ["still", "image"]},
+                    "again": {"link": ["again", "video"]}},
+    }
+
+
+def test_comfy_nodes_expand_to_validated_stock_subgraphs_and_come_back(engine, tmp_path):
+    info = full_instance(WITH_MODELS)
+    registry = NodeRegistry([*BUILTIN_TYPES, *PIPELINE_TYPES])
+    recipe = parse_recipe(expandable_recipe(tmp_path))
+    ui = json.loads(json.dumps(export_ui(recipe, info.raw, registry, expand_comfy=True)))
+    assert_well_formed(ui)
+    definitions = {d["id"]: d for d in ui["definitions"]["subgraphs"]}
+    instances = {n["title"]: n for n in ui["nodes"] if n["type"] in definitions}
+    assert set(instances) == {"still", "motion", "smooth", "again"}  # the title card runs locally: a pack node
+    combined = combined_info(info.raw, DECLARATIONS)
+    for title, instance in instances.items():
+        inner = definitions[instance["type"]]
+        assert {n["type"] for n in inner["nodes"]} <= set(raw_dump(WITH_MODELS))  # stock classes only
+        prompt = ui_to_api({"nodes": inner["nodes"], "links": inner["links"]}, combined)
+        assert validate_workflow(prompt, info) == [], title
+        declaration = next(d for d in DECLARATIONS if d["id"] == recipe.nodes[title].type)
+        assert [i["name"] for i in instance["inputs"]] == [d["name"] for d in inner["inputs"]] == [
+            p["name"] for p in declaration["inputs"] if not p.get("optional")] + [
+            p["name"] for p in declaration["inputs"] if p.get("optional")]
+        assert [o["name"] for o in instance["outputs"]] == [o["name"] for o in inner["outputs"]] == ["video", "placement"] \
+            if title != "still" else ["image", "placement"]
+    motion = definitions[instances["motion"]["type"]]
+    assert {"UNETLoader", "WanImageToVideo", "KSamplerAdvanced", "SaveVideo"} <= {n["type"] for n in motion["nodes"]}
+    assert next(n for n in motion["nodes"] if n["type"] == "LoadImage")["widgets_values"][0] == "start.png"
+    # the link into the expanded node and out of it are the recipe's links
+    smooth = instances["smooth"]
+    assert any(link[1] == instances["motion"]["id"] and link[3] == smooth["id"] for link in ui["links"])
+
+    again = import_workflow(ui, info.raw, registry)
+    assert same(again, recipe)
+    keys = [(e.node, e.cache_key) for e in engine.plan(bind_recipe(recipe, registry, base_dir=tmp_path))]
+    assert [(e.node, e.cache_key) for e in engine.plan(bind_recipe(again, registry, base_dir=tmp_path))] == keys
+    assert sum(1 for _, key in keys if key) >= 3
+
+    with pytest.raises(RecipeInvalid, match="motion .*needs the ComfyUI instance's /object_info"):
+        import_workflow(ui, None, registry)
+    sampler = next(n for n in motion["nodes"] if n["type"] == "KSamplerAdvanced")
+    sampler["widgets_values"][3] += 1  # steps, edited on the canvas inside the subgraph
+    with pytest.raises(RecipeInvalid, match="motion .*was edited inside its subgraph"):
+        import_workflow(ui, info.raw, registry)
+
+
+def test_expansion_needs_an_instance_that_can_run_the_node(tmp_path):
+    recipe = parse_recipe(expandable_recipe(tmp_path))
+    with pytest.raises(RecipeInvalid, match="needs the instance's /object_info"):
+        export_ui(recipe, None, REGISTRY, expand_comfy=True)
+    with pytest.raises(RecipeInvalid, match=r"node motion \(video.i2v\) cannot be expanded .*wan2.2_i2v_high_noise"):
+        export_ui(recipe, raw_dump(OLD), REGISTRY, expand_comfy=True)  # 0.3.64: no model files
+
+
+def test_cli_exports_expanded_comfy_nodes(cli, tmp_path):
+    (tmp_path / "recipe.json").write_text(json.dumps(expandable_recipe(tmp_path)))
+    dump_file = full_instance_file(tmp_path / "dumps")
+    cli("export", "--format", "comfy-ui", "--expand-comfy", "--object-info", str(dump_file), "recipe.json",
+        "-o", "ui.json", check_code=0)
+    ui = json.loads((tmp_path / "ui.json").read_text())
+    assert len(ui["definitions"]["subgraphs"]) == 4
+    cli("import", "ui.json", "--object-info", str(dump_file), "-o", "back.json", check_code=0)
+    assert same(parse_recipe((tmp_path / "back.json").read_bytes()), parse_recipe(expandable_recipe(tmp_path)))
+    refused = cli("export", "--format", "comfy-ui", "--expand-comfy", "recipe.json", check_code=2)
+    assert "--object-info" in refused.stderr
+
+
+def test_frontend_opens_expanded_nodes_and_saves_them_back(tmp_path):
+    """ComfyUI's own frontend loads the expanded export (subgraph definitions and all), queues the
+    stock nodes inside as a valid prompt, and what it saves imports as the same recipe."""
+    screenshot = pytest.importorskip("reelgraph.tests.test_comfy_screenshot")
+    if screenshot.CHROMIUM is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    info = full_instance(WITH_MODELS)
+    recipe = parse_recipe(expandable_recipe(tmp_path))
+    workflow = export_ui(recipe, info.raw, REGISTRY, expand_comfy=True)
+    server = screenshot.FrontendServer({**info.raw, **combined_info(None, DECLARATIONS).raw}, tmp_path / "comfy").start()
+    browser = screenshot.Browser(tmp_path / "profile")
+    try:
+        browser.call("Page.enable")
+        browser.call("Page.navigate", url=server.url + "/")
+        browser.evaluate(screenshot.WAIT_FOR_APP)
+        page = browser.evaluate("""(async () => {
+          await window.app.loadGraphData(WORKFLOW);
+          await new Promise(r => setTimeout(r, 1500));
+          const graph = window.app.graph;
+          return {saved: graph.serialize(), prompt: (await window.app.graphToPrompt()).output,
+                  subgraphs: graph.nodes.filter(n => n.subgraph).map(n => [n.title, n.subgraph.nodes.length])};
+        })()""".replace("WORKFLOW", json.dumps(workflow)))
+    finally:
+        browser.close()
+        server.stop()
+    definitions = {d["id"]: d for d in workflow["definitions"]["subgraphs"]}
+    expected = {n["title"]: len(definitions[n["type"]]["nodes"]) for n in workflow["nodes"] if n["type"] in definitions}
+    assert dict(page["subgraphs"]) == expected
+    stock = {k: v for k, v in page["prompt"].items() if not v["class_type"].startswith("reelgraph.")}
+    assert len(stock) == sum(expected.values()) and validate_workflow(stock, info) == []
+    assert same(import_workflow(page["saved"], info.raw, REGISTRY), recipe)

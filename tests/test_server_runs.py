@@ -70,7 +70,8 @@ def test_submit_then_events_then_outputs(server: ServerProcess, tmp_path: Path) 
     assert {(e["node"], e["element"]) for e in events if e["event"] == "node_finished"} == expected
 
     view = server.run(run_id)
-    assert view["status"] == "succeeded" and view["metadata"] == {"order": 7} and view["cost"] is None
+    assert view["status"] == "succeeded" and view["metadata"] == {"order": 7}
+    assert view["cost"] == 0.0 and view["cost_unpriced"] == 0  # local work only: nothing billed
     assert view["counts"]["executed"] == 11 and view["counts"]["cached"] == 0 and executed(view) == expected
     card = next(node for node in view["nodes"] if node["node"] == "card")
     assert card["type"] == "image.title_card" and [e["element"] for e in card["elements"]] == [0, 1, 2]
@@ -264,7 +265,7 @@ def test_plan_reports_cached_and_dirty_work(server: ServerProcess) -> None:
     lines = ["plan one", "plan two"]
     server.wait(server.submit(tiny_cards(lines)))
     plan = server.post("/v1/plan", tiny_cards(lines)).json()
-    assert plan["counts"] == {"cached": 8, "run": 0, "waits": 0} and plan["cost"] is None and plan["cost_note"]
+    assert plan["counts"] == {"cached": 8, "run": 0, "waits": 0} and plan["cost"] == 0.0 and plan["cost_note"]
     assert {step["status"] for step in plan["steps"]} == {"cached"}
 
     dirty = server.post("/v1/plan", {**tiny_cards([lines[0], "plan TWO"]), "force": ["video"]}).json()

@@ -151,3 +151,38 @@ def test_no_hand_over_when_the_child_has_inputs_not_yet_known(run, harness):
     assert result.status == "succeeded", result.failures
     assert result.outputs["text"].elements[0] == "alphaALPHA"
     assert harness.calls["b[0]"] == 1
+
+
+def test_reusing_results_of_changed_source_with_the_same_impl_version_warns(engine, tmp_path):
+    @node_type("t.echo", inputs=[Port("text", "string")], outputs=[Port("text", "string")])
+    def echo_v1(ctx: NodeContext, text: str) -> dict[str, Any]:
+        return {"text": text}
+
+    @node_type("t.echo", inputs=[Port("text", "string")], outputs=[Port("text", "string")])
+    def echo_v2(ctx: NodeContext, text: str) -> dict[str, Any]:
+        return {"text": text.strip()}  # changed behaviour, impl_version forgotten
+
+    document = {"reelgraph": 1, "name": "echo", "nodes": {"e": {"type": "t.echo", "inputs": {"text": " x "}}},
+                "outputs": {"text": {"link": ["e", "text"]}}}
+
+    def run_with(node: Any) -> tuple[Any, list[dict[str, Any]]]:
+        events: list[dict[str, Any]] = []
+        bound = bind_recipe(parse_recipe(document), NodeRegistry([node]), None, base_dir=tmp_path)
+        return engine.run(bound, RunOptions(on_event=events.append)), events
+
+    run_with(echo_v1)
+    same, quiet = run_with(echo_v1)
+    assert not [e for e in quiet if e["event"] == "node_warning"]
+    changed, events = run_with(echo_v2)
+    assert statuses(changed)["e[None]"] == "cached"  # reused, not silently invalidated
+    warnings = [e for e in events if e["event"] == "node_warning"]
+    assert len(warnings) == 1 and "impl_version" in warnings[0]["message"] and warnings[0]["node"] == "e"
+
+
+def test_children_outside_the_requested_outputs_are_not_streamed(run, harness):
+    document = chain("first\nsecond")
+    document["outputs"] = {"a": {"link": ["a", "text"]}, "text": {"link": ["all", "text"]}}
+    result = run(document, workers=2, outputs=("a",))
+    assert result.status == "succeeded", result.failures
+    assert {e.node for e in result.executions} == {"split", "a"}
+    assert result.outputs["a"].elements == ["FIRST", "SECOND"]

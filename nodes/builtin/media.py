@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ffmpeg
 import PIL
-from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from ..types import NodeContext, NodeFailure, Port, node_type
 from .ffmpeg_tools import ffmpeg_environment, run_ffmpeg
+
+if TYPE_CHECKING:  # Pillow is imported where used: every command loads this module
+    from PIL import ImageDraw, ImageFont
 
 # x264 settings every clip shares, so clips concatenate by stream copy without re-encoding.
 CLIP_CODEC = {"vcodec": "libx264", "pix_fmt": "yuv420p", "preset": "veryfast", "crf": 20}
 
 
 def _color(name: str, value: str) -> tuple[int, ...]:
+    from PIL import ImageColor
+
     try:
         return ImageColor.getrgb(value)
     except ValueError:
@@ -57,6 +61,8 @@ def title_card(
     ctx: NodeContext, text: str, width: int, height: int, background: str, color: str, font_size: int
 ) -> dict[str, Any]:
     """Render text centred on a solid background as a PNG."""
+    from PIL import Image, ImageDraw, ImageFont
+
     if not (16 <= width <= 8192 and 16 <= height <= 8192):
         raise NodeFailure(f"size {width}x{height} is outside 16..8192 pixels")
     if width % 2 or height % 2:

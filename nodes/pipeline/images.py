@@ -7,19 +7,24 @@ import colorsys
 import hashlib
 import os
 import random
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import PIL
-from PIL import Image, ImageDraw, ImageFilter
 
+from ...comfy_workflows.keys import fingerprint_for
+from ..folder_inputs import folder_fingerprint, open_folder
 from ..providers.http import ProviderError
-from ..providers.safe_download import MAX_BYTES, download_image, reencode_image
 from ..providers.search_base import ImageCandidate, SearchProvider, rank
-from ..providers.search_local import find_in_folder
+from ..providers.search_local import IMAGE_SUFFIXES, find_in_folder
 from ..providers.search_stock import PEXELS, PIXABAY
 from ..providers.search_web import BRAVE, GOOGLE, SERPAPI
 from ..types import NodeContext, NodeFailure, Port, node_type
+from .costs import estimate_search
+
+if TYPE_CHECKING:  # Pillow is imported where used: every command loads this module
+    from PIL import Image
 
 # "auto" tries, in this order, every provider whose keys are set: licensed stock first, web after.
 SEARCH_PROVIDERS: dict[str, SearchProvider] = {p.name: p for p in (PEXELS, PIXABAY, BRAVE, SERPAPI, GOOGLE)}
@@ -40,6 +45,8 @@ def _hsv(hue: float, saturation: float, value: float, alpha: int = 255) -> tuple
 def render_still(prompt: str, style: str, seed: int, width: int, height: int) -> Image.Image:
     """A deterministic illustrated landscape: the palette follows ``style`` (so every scene of a
     video shares it), the composition follows ``prompt`` and ``seed``."""
+    from PIL import Image, ImageDraw, ImageFilter
+
     rng = random.Random(hashlib.sha256(f"{prompt}\0{style}\0{seed}".encode()).digest())
     look = random.Random(hashlib.sha256(f"style\0{style.strip()}".encode()).digest()) if style.strip() else rng
     base_hue, saturation = look.random(), 0.35 + 0.4 * look.random()
@@ -93,11 +100,11 @@ def _generated(ctx: NodeContext, query: str, width: int, height: int) -> tuple[P
 
 
 def _offline(ctx: NodeContext, query: str, folder: str, width: int, height: int) -> tuple[Path, dict[str, Any]]:
+    # imported here, not at the top: safe_download loads requests, and the registry loads this module
+    from ..providers.safe_download import MAX_BYTES, reencode_image
+
     if folder.strip():
-        root = Path(folder).expanduser()
-        if not root.is_dir():
-            raise NodeFailure(f"input 'folder': {folder!r} is not a folder")
-        match = find_in_folder(root, query)
+        match = find_in_folder(open_folder("folder", folder), query)
         if match is not None:
             if match.stat().st_size > MAX_BYTES:
                 raise NodeFailure(f"input 'folder': {match.name} is over the {MAX_BYTES} byte cap")
@@ -118,6 +125,8 @@ def _offline(ctx: NodeContext, query: str, folder: str, width: int, height: int)
 def _download_best(
     ctx: NodeContext, candidates: list[ImageCandidate], width: int, height: int, reasons: list[str]
 ) -> tuple[Path, dict[str, Any]] | None:
+    from ..providers.safe_download import download_image  # see _offline
+
     for candidate in rank(candidates, width, height)[:DOWNLOAD_ATTEMPTS]:
         try:
             image = download_image(candidate.url, ctx.work_dir)
@@ -136,6 +145,18 @@ def _download_best(
 
 def _configured(provider: SearchProvider) -> bool:
     return all(os.environ.get(name, "").strip() for name in provider.key_envs)
+
+
+def folder_provider_fingerprint(inputs: Mapping[str, Any]) -> dict[str, str]:
+    """The folder's images enter the key when the search reads the folder: "offline", or "auto"
+    with no search provider configured. With a provider configured the folder is only the fallback
+    after every provider failed; fingerprinting it there would redo a pinned stock search for a
+    change in a folder that was not used."""
+    provider, folder = inputs["provider"], inputs["folder"]
+    uses_folder = provider == "offline" or (provider == "auto" and not any(map(_configured, SEARCH_PROVIDERS.values())))
+    if not uses_folder or not folder.strip():
+        return {}
+    return folder_fingerprint("folder", folder, IMAGE_SUFFIXES, recursive=True)
 
 
 @node_type(
@@ -168,6 +189,8 @@ def _configured(provider: SearchProvider) -> bool:
         Port("metadata", "json", description="title, source_url, page_url, license, width, height, provider, query"),
     ],
     environment=lambda: {"pillow": PIL.__version__},
+    fingerprint=folder_provider_fingerprint,
+    estimate_cost=estimate_search,
 )
 def image_search(ctx: NodeContext, query: str, provider: str, folder: str, width: int, height: int) -> dict[str, Any]:
     """Find an image for a query: ranked by resolution, aspect fit and watermark heuristics."""
@@ -199,6 +222,8 @@ def image_search(ctx: NodeContext, query: str, provider: str, folder: str, width
     if picked is None:
         picked = _offline(ctx, query, folder, width, height)
     image, metadata = picked
+    from PIL import Image
+
     with Image.open(image) as opened:
         actual_width, actual_height = opened.size
     metadata |= {"width": actual_width, "height": actual_height, "query": query}
@@ -231,6 +256,7 @@ def _generate_environment() -> dict[str, Any]:
                                               "the workflow template digest and the model files"),
     ],
     environment=_generate_environment,
+    fingerprint=fingerprint_for("image.generate"),  # the ComfyUI and pack versions, when it runs there
 )
 def image_generate(ctx: NodeContext, prompt: str, style: str, width: int, height: int, seed: int,
                    model: str = "pillow") -> dict[str, Any]:

@@ -11,16 +11,20 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ffmpeg
 import PIL
-from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ...comfy_workflows.keys import fingerprint_for
 from ..builtin.ffmpeg_tools import ffmpeg_environment, run_ffmpeg
 from ..types import NodeContext, NodeFailure, Port, node_type
 from .check import frame_rate, frame_total, probe, video_stream
+from .costs import estimate_i2v
 from .encoding import INTERMEDIATE, check_fps, check_size, frame_count
+
+if TYPE_CHECKING:  # Pillow is imported where used: every command loads this module
+    from PIL import Image
 
 # Default framing per motion: (start zoom, end zoom, start position, end position). A position
 # is where the view sits inside the room the zoom leaves, per axis: 0 = left/top, 1 = right/bottom.
@@ -47,10 +51,14 @@ _MAX_ZOOM = 8.0
 
 def _cover(image: Image.Image, width: int, height: int) -> Image.Image:
     """Scale and centre-crop to exactly width x height, keeping the aspect ratio (cover)."""
+    from PIL import Image, ImageOps
+
     return ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
 
 
 def _load_image(path: Path) -> Image.Image:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
         with Image.open(path) as opened:
             return ImageOps.exif_transpose(opened).convert("RGB")  # phone photos carry their rotation in EXIF
@@ -125,6 +133,8 @@ def _corner_expressions(
     outputs=[Port("video", "video", description="H.264 yuv420p MP4, no audio, exactly width x height"), _PLACEMENT],
     resources={"ffmpeg": 1},
     environment=_environment,
+    fingerprint=fingerprint_for("video.i2v"),  # the ComfyUI and pack versions, when it runs there
+    estimate_cost=estimate_i2v,
 )
 def image_to_video(
     ctx: NodeContext,
@@ -199,6 +209,7 @@ _INTERPOLATIONS = ("minterpolate", "blend", "duplicate")
     outputs=[Port("video", "video", description="same duration, round(duration*fps) frames"), _PLACEMENT],
     resources={"ffmpeg": 1},
     environment=_interpolate_environment,
+    fingerprint=fingerprint_for("video.interpolate"),
 )
 def interpolate(ctx: NodeContext, video: Path, fps: int, method: str) -> dict[str, Any]:
     """Convert a clip to a new frame rate: motion-compensated, blended or duplicated frames (local),

@@ -4,12 +4,14 @@ fitted to the video's length and set to a known loudness."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import ffmpeg
 
 from ..builtin.ffmpeg_tools import ffmpeg_environment, run_ffmpeg
+from ..folder_inputs import folder_fingerprint, media_files, open_folder
 from ..types import NodeContext, NodeFailure, Port, node_type
 from .check import SILENCE_LUFS, audio_loudness, probe, stream_of
 from .encoding import AUDIO_RATE
@@ -23,10 +25,7 @@ _PAD_TONES = ((110.0, 0.1), (220.0, 0.13), (261.63, 0.17), (329.63, 0.21), (493.
 
 def pick_track(library: str, track: str) -> Path:
     """The track to use: ``track`` by file name or stem, else the first audio file in sorted order."""
-    folder = Path(library).expanduser()
-    if not folder.is_dir():
-        raise NodeFailure(f"input 'library': {library!r} is not a folder")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    files = media_files(open_folder("library", library), AUDIO_SUFFIXES, recursive=False)
     if not files:
         raise NodeFailure(f"input 'library': {library!r} holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
     if not track:
@@ -36,6 +35,12 @@ def pick_track(library: str, track: str) -> Path:
             return path
     names = ", ".join(p.name for p in files[:8]) + (" ..." if len(files) > 8 else "")
     raise NodeFailure(f"input 'track': no file named {track!r} in {library!r} (it has {names})")
+
+
+def library_fingerprint(inputs: Mapping[str, Any]) -> dict[str, str]:
+    """The library's audio files enter the key: adding or replacing a track reruns the music."""
+    library = inputs["library"]
+    return folder_fingerprint("library", library, AUDIO_SUFFIXES, recursive=False) if library else {}
 
 
 def _stereo(audio: Any) -> Any:
@@ -101,6 +106,7 @@ def _pad(seconds: float) -> Any:
     outputs=[Port("audio", "audio", description="WAV, 48 kHz stereo, exactly `seconds` long")],
     resources={"ffmpeg": 1},
     environment=ffmpeg_environment,
+    fingerprint=library_fingerprint,
 )
 def music(ctx: NodeContext, seconds: float, library: str, track: str, volume_db: float) -> dict[str, Any]:
     """Background music: a library track looped with crossfades or cut with a fade-out, or an offline ambient pad."""

@@ -11,10 +11,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..providers import llm_anthropic, llm_gemini, llm_openai
+from ..providers import llm_anthropic, llm_gemini, llm_openai, usage
 from ..providers.config import USE_CASES, ConfigError, load_config
 from ..providers.llm_base import MOTIONS, SCENE_FIELDS, Script, ScriptRequest, validate_script
 from ..types import NodeContext, NodeFailure, Port, node_type
+from .costs import estimate_script, report_usage
 
 _LLM_MODULES = {"openai": llm_openai, "anthropic": llm_anthropic, "gemini": llm_gemini}
 LLM_ADAPTERS: dict[str, Callable[[ScriptRequest], Any]] = {name: m.complete for name, m in _LLM_MODULES.items()}
@@ -206,6 +207,7 @@ def _environment() -> dict[str, Any]:
         ),
     ],
     environment=_environment,
+    estimate_cost=estimate_script,
 )
 def script_llm(
     ctx: NodeContext,
@@ -239,7 +241,9 @@ def script_llm(
         title = topic[:1].upper() + topic[1:]
     else:
         ctx.progress(0.1, f"asking {provider}")
-        written = _llm_script(provider, topic, use_case, scenes, seconds_per_scene)
+        with usage.metered() as used:
+            written = _llm_script(provider, topic, use_case, scenes, seconds_per_scene)
+        report_usage(ctx, used)
         title = written.title
         objects = []
         for scene in written.scenes:

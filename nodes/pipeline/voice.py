@@ -10,33 +10,44 @@ from __future__ import annotations
 import math
 import wave
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ffmpeg
-import numpy as np
 
 from ..builtin.ffmpeg_tools import ffmpeg_environment, run_ffmpeg
-from ..providers import tts_elevenlabs, tts_espeak, tts_openai
+from ..providers import usage
 from ..providers.config import load_config
-from ..providers.tts_base import Speech, TTSProvider
 from ..types import NodeContext, NodeFailure, NodeType, Port, node_type
+from .costs import estimate_tts, report_usage
 from .speech_text import SpokenText, spoken_form
 
+if TYPE_CHECKING:
+    from ..providers.tts_base import Speech, TTSProvider
+
 OUTPUT_RATE = 48000
-PROVIDERS: dict[str, TTSProvider] = {
-    "offline": tts_espeak.synthesize,
-    "elevenlabs": tts_elevenlabs.synthesize,
-    "openai": tts_openai.synthesize,
-}
+PROVIDERS = ("offline", "elevenlabs", "openai")
+
+
+def _synthesizer(provider: str) -> TTSProvider:
+    # The adapters load numpy (~0.1 s): imported when needed, so loading the node registry stays cheap.
+    from ..providers import tts_elevenlabs, tts_espeak, tts_openai
+
+    return {"offline": tts_espeak.synthesize, "elevenlabs": tts_elevenlabs.synthesize, "openai": tts_openai.synthesize}[
+        provider
+    ]
 
 
 def tts_environment() -> dict[str, Any]:
+    import numpy
+
+    from ..providers import tts_espeak  # loads numpy too: see _synthesizer
+
     # Models and default voices are configuration, not inputs: they enter the key here so that
     # changing them in providers.toml reruns the voice.
     return {
         **ffmpeg_environment(),
         "espeak-ng": tts_espeak.espeak_version(),
-        "numpy": np.__version__,
+        "numpy": numpy.__version__,
         "tts": load_config().tts.model_dump(),
     }
 
@@ -58,13 +69,13 @@ def tts_environment() -> dict[str, Any]:
     ],
     resources={"tts": 1},
     environment=tts_environment,
+    estimate_cost=estimate_tts,
 )
 def tts(ctx: NodeContext, text: str, provider: str, voice: str, speed: float) -> dict[str, Any]:
     """Speak one scene's text and report when each display word is heard."""
     if not text.strip():
         raise NodeFailure("input 'text' is empty: there is nothing to speak")
-    synthesize = PROVIDERS.get(provider)
-    if synthesize is None:
+    if provider not in PROVIDERS:
         raise NodeFailure(f"input 'provider': {provider!r} is not one of {', '.join(sorted(PROVIDERS))}")
     if not math.isfinite(speed) or speed <= 0:
         raise NodeFailure(f"input 'speed': {speed} must be a positive number")
@@ -72,7 +83,9 @@ def tts(ctx: NodeContext, text: str, provider: str, voice: str, speed: float) ->
     if not any(ch.isalnum() for ch in spoken.text):
         raise NodeFailure(f"input 'text': {text.strip()[:60]!r} has no words to speak")
     ctx.progress(0.1, f"synthesising with {provider}")
-    speech = synthesize(spoken.text, voice.strip(), float(speed))
+    with usage.metered() as used:
+        speech = _synthesizer(provider)(spoken.text, voice.strip(), float(speed))
+    report_usage(ctx, used)
     ctx.progress(0.8, "writing audio")
     audio = _write_wav(ctx, speech)
     duration = _wav_duration(audio)

@@ -1,7 +1,9 @@
-"""Provider configuration: model names per provider and use case, from TOML, never from code.
+"""Provider configuration: model names per provider and use case, and prices, from TOML, never
+from code.
 
 The packaged ``providers.toml`` is the default; a file named by ``REELGRAPH_PROVIDERS_CONFIG`` is
-merged over it table by table, so a user file only states what it changes.
+merged over it table by table, so a user file only states what it changes. Prices (``[prices]``)
+feed cost estimates and the cost of runs; unlike models they never enter a cache key.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -60,11 +62,54 @@ class TTSConfig(_Table):
     openai: TTSProviderConfig
 
 
+Usd = Annotated[float, Field(ge=0, le=1_000_000)]  # a price; negative or absurd values are typos
+
+
+class TokenPrice(_Table):
+    input_per_1m_tokens: Usd
+    output_per_1m_tokens: Usd  # thinking/reasoning tokens are billed as output
+    grounded_request: Usd = 0.0  # Gemini: per request sent with the Google Search tool
+
+
+class LLMPrices(_Table):
+    """Per provider, per model name (as in [llm.<provider>]); a model without a row is unpriced."""
+
+    openai: dict[str, TokenPrice] = {}
+    anthropic: dict[str, TokenPrice] = {}
+    gemini: dict[str, TokenPrice] = {}
+
+
+class ElevenLabsPrices(_Table):
+    per_1k_credits: Usd  # ElevenLabs bills credits; the `character-cost` header counts them
+    credits_per_character: dict[str, Annotated[float, Field(gt=0, le=100)]] = {}  # per model id
+
+
+class OpenAITTSPrices(_Table):
+    per_1k_characters: dict[str, Usd] = {}  # per model
+
+
+class TTSPrices(_Table):
+    elevenlabs: ElevenLabsPrices | None = None
+    openai: OpenAITTSPrices | None = None
+
+
+class VideoPrices(_Table):
+    kling: dict[str, Usd] = {}  # USD per second of generated clip, per Kling model (Comfy.org API nodes)
+
+
+class Prices(_Table):
+    llm: LLMPrices = LLMPrices()
+    tts: TTSPrices = TTSPrices()
+    search: dict[str, Usd] = {}  # USD per search request, per image.search provider
+    video: VideoPrices = VideoPrices()
+
+
 class ProvidersConfig(BaseModel):
     # other sections (e.g. another provider family's) may share the file
     model_config = ConfigDict(extra="ignore", frozen=True)
     llm: LLMConfig
     tts: TTSConfig
+    prices: Prices = Prices()
 
 
 def _read(path: Path) -> dict[str, Any]:

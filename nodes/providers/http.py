@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from ..types import NodeFailure
+
+if TYPE_CHECKING:
+    import requests
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})  # 529: Anthropic "overloaded"
 
@@ -46,6 +47,8 @@ def request(
     stream: bool = False,
 ) -> requests.Response:
     """Send a request, retrying transient failures with exponential backoff; raise ProviderError."""
+    import requests  # here, not at the top: adapters load with the node registry, requests only when they call
+
     delay = 0.5
     last_error = ""
     for attempt in range(1, attempts + 1):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import usage
 from .http import ProviderError, base_url, request, secret
 from .llm_base import ScriptRequest, script_json_schema, system_prompt, user_prompt
 
@@ -36,6 +37,7 @@ def complete(script: ScriptRequest) -> Any:
     reply = request(NAME, "POST", f"{endpoint()}/v1/messages", headers=headers, json_body=body, timeout=180)
     try:
         message = reply.json()
+        _record_usage(script.model, message)
         blocks = message["content"]
     except (ValueError, KeyError, TypeError):
         raise ProviderError(f"{NAME}: the reply has no content blocks (not a Messages API response)") from None
@@ -45,3 +47,12 @@ def complete(script: ScriptRequest) -> Any:
         if isinstance(block, dict) and block.get("type") == "tool_use" and block.get("name") == TOOL:
             return block.get("input")
     raise ProviderError(f"{NAME}: the reply did not call the {TOOL} tool (stop_reason {message.get('stop_reason')!r})")
+
+
+def _record_usage(model: str, message: Any) -> None:
+    """Input tokens (prompt-cache reads and writes included) and output tokens, as billed."""
+    counts = message.get("usage") if isinstance(message, dict) else None
+    if isinstance(counts, dict):
+        fresh = sum(int(counts.get(name) or 0) for name in
+                    ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+        usage.record(usage.Usage(NAME, "llm", model, fresh, int(counts.get("output_tokens") or 0)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from . import usage
 from .http import ProviderError, base_url, request, secret
 from .llm_base import ScriptRequest, parse_json_text, script_json_schema, system_prompt, user_prompt
 
@@ -61,6 +62,7 @@ def complete(script: ScriptRequest) -> Any:
         document = reply.json()
     except ValueError:
         raise ProviderError(f"{NAME}: the reply is not JSON") from None
+    _record_usage(script, document)
     blocked = (document.get("promptFeedback") or {}).get("blockReason")
     if blocked:
         raise ProviderError(f"{NAME}: the prompt was blocked ({blocked})")
@@ -78,3 +80,12 @@ def complete(script: ScriptRequest) -> Any:
     if not text.strip():
         raise ProviderError(f"{NAME}: the reply has no text")
     return parse_json_text(NAME, text)
+
+
+def _record_usage(script: ScriptRequest, document: Any) -> None:
+    """usageMetadata: prompt tokens in, candidate and thinking tokens out (both billed as output)."""
+    counts = document.get("usageMetadata") if isinstance(document, dict) else None
+    if isinstance(counts, dict):
+        output = int(counts.get("candidatesTokenCount") or 0) + int(counts.get("thoughtsTokenCount") or 0)
+        usage.record(usage.Usage(NAME, "llm", script.model, int(counts.get("promptTokenCount") or 0), output,
+                                 grounded=script.grounded))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from . import usage
 from .http import ProviderError, base_url, request, secret
 from .llm_base import ScriptRequest, parse_json_text, script_json_schema, system_prompt, user_prompt
 
@@ -45,7 +46,9 @@ def complete(script: ScriptRequest) -> Any:
     }
     reply = request(NAME, "POST", f"{endpoint()}/chat/completions", headers=_headers(), json_body=body, timeout=180)
     try:
-        choice = reply.json()["choices"][0]
+        document = reply.json()
+        _record_usage(script.model, document)
+        choice = document["choices"][0]
         message = choice["message"]
     except (ValueError, KeyError, IndexError, TypeError):
         raise ProviderError(f"{NAME}: the reply has no choices[0].message (not a chat completions response)") from None
@@ -57,3 +60,11 @@ def complete(script: ScriptRequest) -> Any:
     if not isinstance(content, str) or not content.strip():
         raise ProviderError(f"{NAME}: the reply's message has no text content")
     return parse_json_text(NAME, content)
+
+
+def _record_usage(model: str, document: dict[str, Any]) -> None:
+    """Token counts as billed (completion_tokens includes any reasoning tokens)."""
+    counts = document.get("usage") if isinstance(document, dict) else None
+    if isinstance(counts, dict):
+        usage.record(usage.Usage(NAME, "llm", model, int(counts.get("prompt_tokens") or 0),
+                                 int(counts.get("completion_tokens") or 0)))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from .http import ProviderError
+
+if TYPE_CHECKING:
+    import requests
 
 SEARCH_COUNT = 20  # candidates asked of each provider
 

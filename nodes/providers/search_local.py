@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..folder_inputs import media_files
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"})
 
 
@@ -18,9 +20,7 @@ def find_in_folder(folder: Path, query: str) -> Path | None:
     wanted = _tokens(query)
     best: tuple[float, str] | None = None
     chosen: Path | None = None
-    for path in folder.rglob("*"):
-        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
-            continue
+    for path in media_files(folder, IMAGE_SUFFIXES, recursive=True):
         relative = path.relative_to(folder).as_posix()
         shared = len(wanted & _tokens(path.stem)) + 0.5 * len(wanted & _tokens(str(path.parent.relative_to(folder))))
         if shared <= 0:

@@ -15,6 +15,7 @@ import difflib
 from typing import Any
 from urllib.parse import quote
 
+from . import usage
 from .config import TTSProviderConfig, load_config
 from .http import ProviderError, base_url, request, secret
 from .tts_base import CharTiming, Speech, check_speed, pcm16_samples
@@ -53,6 +54,7 @@ def synthesize(text: str, voice: str, speed: float) -> Speech:
     except (ValueError, KeyError, TypeError, binascii.Error):
         raise ProviderError(f"{PROVIDER}: the answer is not JSON with base64 'audio_base64'") from None
     samples = pcm16_samples(audio, PROVIDER)
+    _record_usage(str(body["model_id"]), response.headers.get("character-cost"))
     return Speech(samples, PCM_RATE, character_timings(text, payload.get("alignment")))
 
 
@@ -80,3 +82,13 @@ def character_timings(text: str, alignment: Any) -> tuple[CharTiming, ...]:
                 continue
             timings.append((position, position + 1, starts[entry], max(starts[entry], ends[entry])))
     return tuple(timings)
+
+
+def _record_usage(model_id: str, billed: str | None) -> None:
+    """ElevenLabs reports the credits a request used in the ``character-cost`` header."""
+    try:
+        credits = float(billed) if billed is not None else None
+    except ValueError:
+        credits = None
+    if credits is not None and credits >= 0:
+        usage.record(usage.Usage(PROVIDER, "tts", model_id, credits=credits))

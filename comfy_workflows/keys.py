@@ -1,0 +1,72 @@
+"""The versions that decide a ComfyUI-placed execution's result, for its cache key.
+
+A node type with a ComfyUI placement (video.i2v, image.generate, video.interpolate) carries the
+digest of every fragment and model table in its environment (``compiler.templates_fingerprint``),
+but what ComfyUI then does with the workflow depends on the instance: its ComfyUI version and
+the custom-node packs the workflow uses. :func:`fingerprint_for` gives such a type the
+``NodeType.fingerprint`` hook that adds them, only for executions that go to ComfyUI (a
+``kenburns`` i2v or a ``blend`` interpolation keeps its key):
+
+``{"ComfyUI versions": [{"comfyui": "0.26.0", "packs": {"ComfyUI-Frame-Interpolation": "<digest>"}}]}``
+
+* ``comfyui`` is what ``/system_stats`` reports; a pack is identified by the digest of the
+  ``/object_info`` schemas of its classes that the compiled workflow uses (the only trace of a
+  pack version ComfyUI serves over HTTP). A pack update that changes nothing in those schemas is
+  therefore not seen; ``reelgraph comfy provision`` pins the pack commits for that reason.
+* The list holds the distinct entries of every instance that could run the execution (whose
+  schemas compile its workflow), sorted, so which of several equal instances runs it does not
+  matter. With **mixed versions** the key names all of them: a result made while the pool mixes
+  versions could have come from either, so it is reused only under the same mix and nothing
+  is attributed to a single version it may not have had.
+* Instances are those of the pool the keys are computed for (:func:`keys_from`); an instance
+  that never answered contributes nothing until it does.
+
+The engine calls the hook with the execution's scalar inputs only, so the pool reaches it through
+:func:`keys_from`, bound around planning and running by whoever holds the pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .pool import ComfyPool
+
+LABEL = "ComfyUI versions"  # reads as the subject of "changed" in `reelgraph plan`
+_POOL: ContextVar[ComfyPool | None] = ContextVar("reelgraph_comfy_key_pool", default=None)
+
+
+@contextmanager
+def keys_from(pool: ComfyPool | None) -> Iterator[None]:
+    """Key ComfyUI-placed executions with ``pool``'s versions within this block (this thread, or
+    this context). Keys are computed by the thread that plans or runs, so bind it there."""
+    token = _POOL.set(pool)
+    try:
+        yield
+    finally:
+        _POOL.reset(token)
+
+
+def fingerprint_for(type_id: str) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """The ``NodeType.fingerprint`` hook of a node type with a ComfyUI placement."""
+
+    def fingerprint(inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return execution_versions(type_id, inputs, _POOL.get())
+
+    return fingerprint
+
+
+def execution_versions(type_id: str, inputs: Mapping[str, Any], pool: ComfyPool | None) -> dict[str, Any]:
+    """``{LABEL: [...]}`` for an execution that goes to ComfyUI, ``{}`` for one that runs locally."""
+    from .placement import job_for_node  # lazy: node types import this module
+
+    try:
+        job = job_for_node(type_id, inputs, type_id)
+    except Exception:  # noqa: BLE001 - a bad model name or a missing key: the node fails with it when it runs
+        return {}
+    if job is None:
+        return {}
+    return {LABEL: pool.versions(job) if pool is not None else []}
