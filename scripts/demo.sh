@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: set up, render the bundled `explainer` recipe offline (no keys, no GPU) to
 # out/video.mp4, run it again (everything cached), then edit one scene's text and show that only
-# that scene's chain and the final compose run again (out/edited/video.mp4).
+# that scene's chain, the soundtrack and the final compose run again (out/edited/video.mp4).
 # Extra flags go to every `reelgraph run`, e.g. --param topic="..." or --param tts_provider=openai.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ echo "== 1/3 render (first run executes every node)" >&2
 run --out out --report out/report.json "$@"
 echo "== 2/3 same recipe again (everything comes from the cache)" >&2
 run --out out --report out/report-again.json --quiet "$@"
-echo "== 3/3 edit the text of scene 3 (only its chain and the compose rerun)" >&2
+echo "== 3/3 edit the text of scene 3 (only its chain, the soundtrack and the compose rerun)" >&2
 edited=$(.venv/bin/python - <<'PY'
 import json
 from reelgraph.graphs.templates import template_path

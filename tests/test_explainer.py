@@ -52,4 +52,6 @@ def test_explainer_renders_caches_and_reruns_only_the_edited_scene(cli, tmp_path
     per_scene = {node for node, element in rerun if element is not None}
     assert {element for _, element in rerun if element is not None} == {1}
     assert {"narration", "voice", "subtitles", "motion", "smooth", "segment", "image", "query"} <= per_scene
-    assert {node for node, element in rerun if element is None} == {"script", "total", "music", "compose", "check"}
+    assert {node for node, element in rerun if element is None} == {
+        "script", "total", "voice_total", "music", "soundtrack", "compose", "check",
+    }

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,24 @@ def audio_loudness(audio: Any, what: str) -> float:
     """Integrated loudness (LUFS) of an ffmpeg-python audio stream, by one decode pass."""
     measured = audio.filter("ebur128", framelog=_EBUR128_FRAMELOG).output("-", f="null")
     return integrated_loudness(ffmpeg_log(measured, what))
+
+
+_SAMPLE_PEAK = re.compile(r"Sample peak:\s*Peak:\s*(-?[\d.]+|-?inf|nan) dBFS", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Loudness:
+    integrated: float  # LUFS; SILENCE_LUFS for silence
+    peak: float  # highest sample, dBFS; -inf for digital silence
+
+
+def loudness_and_peak(audio: Any, what: str) -> Loudness:
+    """Integrated loudness and sample peak of an ffmpeg-python audio stream, by one decode pass."""
+    measured = audio.filter("ebur128", framelog=_EBUR128_FRAMELOG, peak="sample").output("-", f="null")
+    log = ffmpeg_log(measured, what)
+    peaks = _SAMPLE_PEAK.findall(log)  # the last summary counts, as in integrated_loudness
+    peak = float(peaks[-1]) if peaks else float("-inf")
+    return Loudness(integrated_loudness(log), float("-inf") if math.isnan(peak) else peak)
 
 
 _FREEZE_START = re.compile(r"freeze_start: ([\d.]+)")

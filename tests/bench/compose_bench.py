@@ -5,9 +5,10 @@ encode floor and MoviePy.
     .venv/bin/python -m reelgraph.tests.bench.compose_bench --quick    # smoke: about a minute
     .venv/bin/python -m reelgraph.tests.bench.compose_bench --json compose.json
 
-"Our compose" is N x video.segment (fanned out, `workers` at a time) + 1 x video.compose, run by
-the engine on a fresh cache. The floor is one ffmpeg encode of the concatenated clips, video
-only, with the segments' encoder settings. MoviePy (a bench-only dependency: `pip install
+"Our compose" is N x video.segment (fanned out, `workers` at a time), 1 x audio.mix (the
+soundtrack, beside the segments) and 1 x video.compose, run by the engine on a fresh cache. The
+floor is one ffmpeg encode of the concatenated clips, video only, with the segments' encoder
+settings (x264's threads left automatic: the fastest for one encode alone). MoviePy (a bench-only dependency: `pip install
 moviepy`) does the same composition in a subprocess, with the same x264 binary and settings.
 Inputs (clips, narration, subtitles, music) are built first, outside every timing.
 
@@ -37,7 +38,7 @@ import ffmpeg
 from reelgraph.engine import Engine, RunOptions, RunResult
 from reelgraph.graphs.validate import bind_recipe, parse_recipe
 from reelgraph.nodes.builtin.ffmpeg_tools import run_ffmpeg
-from reelgraph.nodes.pipeline import compose, images, motion, music, subtitles, voice
+from reelgraph.nodes.pipeline import compose, images, mix, motion, music, subtitles, voice
 from reelgraph.nodes.pipeline.encoding import video_encode
 from reelgraph.nodes.registry import NodeRegistry
 from reelgraph.nodes.types import NodeContext, NodeType, Port, node_type
@@ -107,7 +108,7 @@ def scene_lists(
     return {"video": clips, "audio": narrations, "subtitles": subtitles, "seconds": seconds}
 
 
-REGISTRY_TYPES: list[NodeType] = [*compose.NODE_TYPES, scene_lists]
+REGISTRY_TYPES: list[NodeType] = [*compose.NODE_TYPES, *mix.NODE_TYPES, scene_lists]
 
 
 # ---- inputs (built once, outside every timing) -----------------------------------------------
@@ -178,11 +179,21 @@ def recipe(s: Settings, inputs: Inputs) -> dict[str, Any]:
                     "seconds": [s.scene_seconds] * len(scenes),
                 },
             },
+            # first: the engine starts ready work in recipe order, so the soundtrack (one core for
+            # about a second) overlaps the first segments instead of running alone after the last
+            "soundtrack": {
+                "type": "audio.mix",
+                "inputs": {
+                    "narration": {"link": ["scenes", "audio"]},
+                    "seconds": {"link": ["scenes", "seconds"]},
+                    "fps": s.fps,
+                    "music": str(inputs.music),
+                },
+            },
             "segment": {
                 "type": "video.segment",
                 "inputs": {
                     "video": {"link": ["scenes", "video"]},
-                    "audio": {"link": ["scenes", "audio"]},
                     "subtitles": {"link": ["scenes", "subtitles"]},
                     "seconds": {"link": ["scenes", "seconds"]},
                     "width": s.width,
@@ -193,7 +204,7 @@ def recipe(s: Settings, inputs: Inputs) -> dict[str, Any]:
             },
             "compose": {
                 "type": "video.compose",
-                "inputs": {"segments": {"link": ["segment", "video"]}, "music": str(inputs.music)},
+                "inputs": {"segments": {"link": ["segment", "video"]}, "audio": {"link": ["soundtrack", "audio"]}},
             },
         },
         "outputs": {"video": {"link": ["compose", "video"]}},
@@ -253,12 +264,15 @@ def node_seconds(result: RunResult, node: str) -> list[float]:
 
 # ---- the floor ------------------------------------------------------------------------------
 def encode_floor(s: Settings, clips: list[Path], folder: Path) -> Spent:
-    """One ffmpeg encode of the clips joined by the concat demuxer, video only, segment settings."""
+    """One ffmpeg encode of the clips joined by the concat demuxer, video only, segment settings
+    except x264's threads: automatic, the fastest for one encode alone (segments use 2 each, the
+    fastest two at a time; here the floor with 2 takes about 5 % longer)."""
     listing = folder / "clips.ffconcat"
     listing.write_text("ffconcat version 1.0\n" + "".join(f"file '{clip}'\n" for clip in clips))
     out = folder / "floor.mp4"
     picture = ffmpeg.input(str(listing), f="concat", safe=0).video
-    stream = picture.output(str(out), r=s.fps, an=None, movflags="+faststart", **video_encode(s.preset, "h264", s.fps).args())
+    encode = video_encode(s.preset, "h264", s.fps).args(threads=None)
+    stream = picture.output(str(out), r=s.fps, an=None, movflags="+faststart", **encode)
     with spending() as spent:
         run_ffmpeg(stream, "encode the floor")
     check_video(out, s, len(clips) * s.scene_seconds, audio=False)
@@ -499,7 +513,7 @@ def bench(s: Settings, scratch: Scratch, rows: list[Row]) -> None:
     step("our compose: engine run on a fresh cache ...")
     with open_engine(scratch.folder("home")) as engine:
         first = run_compose(engine, s, inputs, scratch.root)
-        expected = sorted(["scenes", "compose", *(f"segment[{i}]" for i in range(s.scenes))])
+        expected = sorted(["scenes", "soundtrack", "compose", *(f"segment[{i}]" for i in range(s.scenes))])
         if executed(first.result) != expected:
             raise RuntimeError(f"the first compose executed {executed(first.result)}, expected {expected}")
 
@@ -508,28 +522,32 @@ def bench(s: Settings, scratch: Scratch, rows: list[Row]) -> None:
         scenes[s.edited_scene] = make_scene(s, inputs_dir / "edited", scenes[s.edited_scene].clip, EDITED)
         edited_inputs = replace(inputs, scenes=scenes)
         again = run_compose(engine, s, edited_inputs, scratch.root)
-        expected = ["compose", "scenes", f"segment[{s.edited_scene}]"]
+        expected = ["compose", "scenes", f"segment[{s.edited_scene}]", "soundtrack"]
         if executed(again.result) != expected:
             raise RuntimeError(f"the recompose executed {executed(again.result)}, expected {expected}")
 
     segments = node_seconds(first.result, "segment")
-    mix = node_seconds(first.result, "compose")[0]
+    joined = node_seconds(first.result, "compose")[0]
+    soundtrack = node_seconds(first.result, "soundtrack")[0]
     cpu_label = "  CPU seconds (user+sys, process + children)"
     rows += [
         Row("A first compose", f"{video_label}: engine run, fresh cache, workers={s.workers}", first.spent.wall, "s",
             target=1.1 * floor.wall, baseline_label=floor_label, baseline=floor.wall,
-            note=f"target = 1.1 x the floor; {s.scenes} video.segment + 1 video.compose, preset {s.preset!r}"),
+            note=f"target = 1.1 x the floor; {s.scenes} video.segment + 1 audio.mix + 1 video.compose, preset {s.preset!r}"),
         Row("A first compose", cpu_label, first.spent.cpu, "s", baseline_label="floor's CPU seconds", baseline=floor.cpu,
             note="CPU time moves less than wall time with other load on the machine"),
         Row("A first compose", "  floor: ffmpeg concat demuxer -> 1 encode, video only", floor.wall, "s"),
-        Row("A first compose", "  of which video.compose (node seconds)", mix, "s",
+        Row("A first compose", "  video.compose (node seconds): stream-copy join, after the last segment", joined, "s",
+            baseline_label="first compose wall", baseline=first.spent.wall),
+        Row("A first compose", "  audio.mix (node seconds): the soundtrack, beside the segments", soundtrack, "s",
             baseline_label="first compose wall", baseline=first.spent.wall),
         Row("A first compose", f"  video.segment, mean node seconds ({len(segments)} run {s.workers} at a time)",
             sum(segments) / len(segments), "s", baseline_label="floor / scenes", baseline=floor.wall / s.scenes),
         Row("B recompose", f"edit scene {s.edited_scene + 1}'s text: engine rerun", again.spent.wall, "s",
             target=floor.wall / 6 + 1, baseline_label=floor_label, baseline=floor.wall,
             note=f"target = floor / 6 + 1 s; executed: {', '.join(executed(again.result))} (video.segment"
-                 f" {node_seconds(again.result, 'segment')[0]:.2f} s, video.compose"
+                 f" {node_seconds(again.result, 'segment')[0]:.2f} s beside audio.mix"
+                 f" {node_seconds(again.result, 'soundtrack')[0]:.2f} s, then video.compose"
                  f" {node_seconds(again.result, 'compose')[0]:.2f} s); new TTS + ASS built before the timing"),
         Row("B recompose", cpu_label, again.spent.cpu, "s", baseline_label="floor's CPU seconds / 6",
             baseline=floor.cpu / 6),
@@ -591,6 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, help="engine workers (default: what `reelgraph run` uses)")
     parser.add_argument("--preset", choices=("fast", "balanced", "quality"), help="encoder preset for all three")
     parser.add_argument("--no-moviepy", action="store_true", help="skip the MoviePy comparison")
+    parser.add_argument("--no-long", action="store_true", help="skip the 120 s run (C flatness, D)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (inputs and outputs) to look at")
     parser.add_argument("--moviepy-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -603,6 +622,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = replace(settings, preset=args.preset)
     if args.no_moviepy:
         settings = replace(settings, moviepy=False)
+    if args.no_long:
+        settings = replace(settings, long_scenes=0)
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
     scratch = Scratch()
