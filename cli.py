@@ -136,6 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     sub.add_argument("--workers", type=int, default=2, help="runs executed at once (default 2)")
     sub.add_argument("--token-file", type=Path, help="bearer tokens, one per line (also: $REELGRAPH_API_TOKENS)")
+    sub.add_argument("--comfy", action="append", default=[], metavar="URL",
+                     help="a ComfyUI instance for ComfyUI-placed nodes (repeat for more; default: `reelgraph comfy up`'s)")
     sub.set_defaults(handler=_cmd_serve)
     return parser
 
@@ -538,7 +540,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .server.main import serve
 
-    return serve(args.home, args.host, args.port, args.workers, args.token_file)
+    return serve(args.home, args.host, args.port, args.workers, args.token_file, tuple(args.comfy))
 
 
 class Progress:

@@ -37,6 +37,7 @@ class ServerConfig:
     max_nodes: int = 2000
     webhook_secret: str | None = None  # None: generated once and kept in <home>/webhook-secret
     webhook_allow_private: bool = False
+    comfy_urls: tuple[str, ...] = ()  # ComfyUI instances; none: those of `reelgraph comfy up`, if any
     webhook_attempts: int = 8
     webhook_backoff: float = 1.0
 
@@ -92,6 +93,7 @@ def load_config(
     port: int = 8080,
     workers: int = 2,
     token_file: Path | None = None,
+    comfy_urls: tuple[str, ...] = (),
 ) -> ServerConfig:
     """Settings from the command line and the environment; ConfigError names what is wrong."""
     secret = os.environ.get(ENV_WEBHOOK_SECRET, "").strip() or None
@@ -100,6 +102,7 @@ def load_config(
         host=host,
         port=port,
         workers=workers,
+        comfy_urls=comfy_urls,
         node_workers=int(_number(ENV_NODE_WORKERS, max(2, os.cpu_count() or 2))),
         tokens=read_tokens(token_file),
         rate=_number(ENV_RATE, 50.0),

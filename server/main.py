@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from ..engine import default_home
+from ..engine.runner import RunConfigError
 from .app import create_app
 from .config import ConfigError, load_config
 from .service import HomeInUse, RunService
@@ -32,11 +33,12 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def serve(home: Path | None, host: str, port: int, workers: int, token_file: Path | None) -> int:
+def serve(home: Path | None, host: str, port: int, workers: int, token_file: Path | None,
+          comfy_urls: tuple[str, ...] = ()) -> int:
     try:
-        config = load_config(home or default_home(), host, port, workers, token_file)
+        config = load_config(home or default_home(), host, port, workers, token_file, comfy_urls)
         service = RunService(config)
-    except (ConfigError, HomeInUse) as exc:
+    except (ConfigError, HomeInUse, RunConfigError) as exc:
         print(f"reelgraph serve: error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -64,6 +64,10 @@ class RunService:
         self.inputs_dir.mkdir(exist_ok=True)
         self.registry = registry or default_registry()
         self.engine = Engine(config.home)
+        from ..comfy_workflows.cli import pool_for_run
+
+        # ComfyUI-placed nodes run on these instances; cancelling a run interrupts its prompts
+        self.comfy = pool_for_run(list(config.comfy_urls), config.home)
         self.store = ServerStore(config.home / "server.sqlite")
         self.hub = EventHub(self.store)
         self.queue: JobQueue = queue or InProcessQueue(config.workers)
@@ -94,6 +98,8 @@ class RunService:
         self.hub.close()
         self.queue.stop(timeout=30.0)
         self.webhooks.stop()
+        if self.comfy is not None:
+            self.comfy.close()
         self.engine.close()
         self.store.close()
         self._lock_file.close()
@@ -301,7 +307,9 @@ class RunService:
             self.hub.publish(run_id, translated)
 
         options = RunOptions(
-            workers=self.config.node_workers,
+            # keep every GPU queue full, as `reelgraph run` does
+            workers=max(self.config.node_workers, self.comfy.min_workers() + 2) if self.comfy else self.config.node_workers,
+            comfy=self.comfy,
             force=self._force_for(run_id, row, attempt),
             outputs=tuple(outputs_option) if outputs_option is not None else None,
             on_event=on_event,
