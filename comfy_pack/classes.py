@@ -16,6 +16,7 @@ from .declare import (
     OUTPUT_NODE,
     OUTPUT_SOCKETS,
     RECIPE_NODE_DECLARATIONS,
+    RESULT_NODE,
     class_inputs,
     class_name,
     display_name,
@@ -48,7 +49,7 @@ def _node_class(declaration: Mapping[str, Any]) -> type:
         "__module__": __name__,
         "__doc__": declaration.get("description", ""),
     }
-    if type_id == OUTPUT_NODE:
+    if type_id in (OUTPUT_NODE, RESULT_NODE):
         # a "*" input passes ComfyUI's type check only when the node accepts the types itself
         attributes["VALIDATE_INPUTS"] = classmethod(lambda cls, input_types=None, **kw: True)
     return type(class_name(type_id).replace(".", "_"), (), attributes)

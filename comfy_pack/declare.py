@@ -232,20 +232,48 @@ def output_declaration() -> dict[str, Any]:
     }
 
 
-RECIPE_NODE_DECLARATIONS = [param_declaration(t) for t in OUTPUT_SOCKETS] + [output_declaration()]
+RESULT_NODE = "comfy_result"  # see expansion.py
+
+
+def result_declaration() -> dict[str, Any]:
+    """The node that ends a pack node's expansion into stock nodes (never placed by hand)."""
+    return {
+        "id": RESULT_NODE,
+        "category": "internal",
+        "description": "Ends a reelgraph node that runs as stock ComfyUI nodes: turns what they made into "
+                       "that node's output. Added by reelgraph when it expands a node; not for the canvas.",
+        "deterministic": True,
+        "placement": "local",
+        "inputs": [
+            {"name": "fps", "type": "number", "description": "frame rate of the frames"},
+            {"name": "contract", "type": "string", "description": "JSON: the node's output contract"},
+            {"name": "provenance", "type": "string", "description": "JSON: where it ran"},
+        ],
+        "outputs": [{"name": "value", "type": "file"},
+                    {"name": "placement", "type": "json", "description": "where it ran"}],
+    }
+
+
+RECIPE_NODE_DECLARATIONS = [param_declaration(t) for t in OUTPUT_SOCKETS] + [output_declaration(),
+                                                                              result_declaration()]
 
 
 def class_inputs(declaration: Mapping[str, Any]) -> dict[str, Any]:
     if declaration["id"] == OUTPUT_NODE:
         return {"required": {"value": ["*", {"tooltip": "the value this recipe output gives"}]},
                 "hidden": {"unique_id": "UNIQUE_ID"}}
-    return input_types(declaration)
+    types = input_types(declaration)
+    if declaration["id"] == RESULT_NODE:  # takes IMAGE frames or a VIDEO
+        types["required"] = {"media": ["*", {"tooltip": "what the save node would have saved"}], **types["required"]}
+    return types
 
 
 def display_name(declaration: Mapping[str, Any]) -> str:
     type_id = declaration["id"]
     if type_id == OUTPUT_NODE:
         return "Recipe output (reelgraph)"
+    if type_id == RESULT_NODE:
+        return "ComfyUI result (reelgraph, internal)"
     if type_id.startswith(PARAM_NODE + "."):
         return f"Recipe parameter: {type_id.split('.', 1)[1]} (reelgraph)"
     return f"{type_id} (reelgraph)"

@@ -21,6 +21,7 @@ from typing import Any
 from .declare import (
     FILE_SOCKETS,
     OUTPUT_NODE,
+    RESULT_NODE,
     UNSET,
     class_name,
     input_value,
@@ -156,6 +157,26 @@ def _node_type(declaration: Mapping[str, Any]) -> tuple[Any, ModuleType]:
     return registry.default_registry().get(declaration["id"]), importlib.import_module("reelgraph.nodes.types")
 
 
+def _work_dir(root: Path, type_id: str) -> Path:
+    work_dir = root / "reelgraph" / f"{type_id}-{uuid.uuid4().hex[:12]}"
+    work_dir.mkdir(parents=True)
+    return work_dir
+
+
+def _finish(kwargs: Mapping[str, Any], root: Path, folder_type: str) -> dict[str, Any]:
+    """The node that ends an expansion (``expansion.py``)."""
+    from ..nodes.types import NodeContext, NodeFailure
+    from .expansion import finish
+
+    context = NodeContext(_work_dir(root, RESULT_NODE), RESULT_NODE, None)
+    try:
+        path, placement = finish(kwargs, context)
+    except NodeFailure as exc:
+        raise ReelgraphNodeError(str(exc)) from None
+    value = str(path.resolve())
+    return {"ui": _preview([value], root, folder_type), "result": (value, placement)}
+
+
 def execute(declaration: Mapping[str, Any], kwargs: Mapping[str, Any], unique_id: Any) -> dict[str, Any]:
     type_id = declaration["id"]
     listed = any(p.get("is_list") for p in declaration["inputs"])
@@ -167,6 +188,8 @@ def execute(declaration: Mapping[str, Any], kwargs: Mapping[str, Any], unique_id
     if param_type_of(class_name(type_id)) is not None:
         return {"ui": {"text": [json.dumps(inputs["value"], ensure_ascii=False, default=str)]},
                 "result": (inputs["value"],)}
+    if type_id == RESULT_NODE:
+        return _finish(kwargs, root, folder_type)
     node_type, api = _node_type(declaration)
     context_class, failure_class = api.NodeContext, api.NodeFailure
     if node_type is None:
@@ -181,11 +204,21 @@ def execute(declaration: Mapping[str, Any], kwargs: Mapping[str, Any], unique_id
             raise ReelgraphNodeError(f"input {port['name']!r} takes {api.type_label(spec) if spec else port['type']}, "
                                      f"got {value!r:.60}")
     arguments = {p["name"]: _decode(p, inputs[p["name"]]) for p in declaration["inputs"]}
-    work_dir = root / "reelgraph" / f"{type_id}-{uuid.uuid4().hex[:12]}"
-    work_dir.mkdir(parents=True)
-    context = context_class(work_dir, str(unique_id or type_id), None, _progress_reporter(unique_id), threading.Event())
+    from ..comfy_workflows.placement import Deferred, InsideComfyUI
+    from .expansion import ExpansionError, expand
+
+    work_dir = _work_dir(root, type_id)
+    # Built-in types placed on ComfyUI expand into stock nodes here (a plugin's types have no placement).
+    comfy = None if declaration.get("plugin") else InsideComfyUI()
+    context = context_class(work_dir, str(unique_id or type_id), None, _progress_reporter(unique_id), threading.Event(),
+                            comfy)
     try:
         returned = node_type.run(context, **arguments)
+    except Deferred as deferred:
+        try:
+            return expand(deferred, str(unique_id or type_id))
+        except ExpansionError as exc:
+            raise ReelgraphNodeError(f"{type_id}: {exc}") from None
     except failure_class as exc:
         raise ReelgraphNodeError(f"{type_id}: {exc}") from None
     results = tuple(_output_value(p, returned[p["name"]]) for p in declaration["outputs"])

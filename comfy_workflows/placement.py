@@ -19,12 +19,19 @@ a prompt of its own. The interpolation runs on the model's own frames, not on th
 so its result is close to, not bit-identical with, the unfused one. If no instance can run the
 fused prompt, or it fails in the interpolation's part, the i2v runs alone and the interpolate
 node runs (and fails, if it must) by itself.
+
+**Inside ComfyUI** (the node pack) there is no pool: the run's ``comfy`` is :class:`InsideComfyUI`.
+The node's implementation runs as usual up to the job, then raises :class:`Deferred` with the job
+and the :class:`Contract` that turns its result into the node's outputs; the pack expands the node
+into the job's stock nodes and applies the contract when they are done (``comfy_pack/expansion.py``).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -95,10 +102,70 @@ def still_model(model: str) -> str:
     return name
 
 
-def require_pool(ctx: NodeContext, what: str) -> ComfyPool:
+class InsideComfyUI:
+    """The ``comfy`` of a node executing inside ComfyUI: jobs become node expansions (``Deferred``)."""
+
+
+class Deferred(Exception):  # noqa: N818 - control flow, not an error
+    """Raised by a node implementation inside ComfyUI at the point where it would run ``job``: the
+    pack expands the node into the job's workflow and applies ``contract`` to its result."""
+
+    def __init__(self, job: ComfyJob, contract: Contract) -> None:
+        super().__init__(job.recipe_node)
+        self.job, self.contract = job, contract
+
+
+def require_pool(ctx: NodeContext, what: str) -> ComfyPool | InsideComfyUI:
     if ctx.comfy is None:
         raise NodeFailure(f"{what} needs a ComfyUI instance: start one with `reelgraph comfy up` or pass `--comfy URL`")
     return ctx.comfy
+
+
+@dataclass(frozen=True)
+class Contract:
+    """How a ComfyUI result becomes the node's outputs, whatever made it: the output ``port``
+    (``video`` or ``image``), exactly ``frames`` at ``fps`` and ``width`` x ``height`` (0: the
+    source's size), stretched to fill the slot or not, plus what the node adds to its placement.
+    JSON-able: inside ComfyUI it travels in the expanded graph to the node that applies it."""
+
+    port: str
+    name: str
+    frames: int = 1
+    fps: int = 0
+    width: int = 0
+    height: int = 0
+    stretch: bool = False
+    placement: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Contract:
+        return cls(**json.loads(text))
+
+    def apply(self, ctx: NodeContext, source: Path, provenance: Mapping[str, Any]) -> dict[str, Any]:
+        out = ctx.path(self.name)
+        if self.port == "image":
+            try:
+                with Image.open(source) as opened:
+                    ImageOps.fit(opened.convert("RGB"), (self.width, self.height),
+                                 method=Image.Resampling.LANCZOS).save(out, format="PNG")
+            except (UnidentifiedImageError, OSError) as exc:
+                where = provenance.get("instance", "ComfyUI")
+                raise NodeFailure(f"ComfyUI instance {where} returned an image Pillow cannot read: {exc}") from None
+        else:
+            size = (self.width, self.height) if self.width and self.height else None
+            conform(source, out, self.frames, self.fps, size, stretch=self.stretch)
+        return {self.port: out, "placement": {**provenance, **self.placement}}
+
+
+def run_job(ctx: NodeContext, where: ComfyPool | InsideComfyUI, job: ComfyJob, contract: Contract) -> dict[str, Any]:
+    """The node's outputs from ``job`` run on the pool; inside ComfyUI, ``Deferred``."""
+    if isinstance(where, InsideComfyUI):
+        raise Deferred(job, contract)
+    result = _run(ctx, where, job)
+    return contract.apply(ctx, result.files[0], result.provenance())
 
 
 def label(ctx: NodeContext) -> str:
@@ -110,12 +177,14 @@ def label(ctx: NodeContext) -> str:
 
 
 def i2v_job(name: str, model: str, image: Path | None, *, prompt: str, motion: str, seed: int, seconds: float,
-            width: int, height: int) -> ComfyJob:
+            width: int, height: int, api_key: bool = True) -> ComfyJob:
+    """``api_key``: send Kling's Comfy.org key from the environment (inside ComfyUI, the API node
+    takes the frontend's login instead)."""
     compiled_name = video_model(model)
     hint = CAMERA.get(motion, motion.replace("_", " "))
     uploads = {"image": image} if image is not None else {}
     if compiled_name == "kling":
-        key = secret(KLING_ENV, "video.i2v model 'kling' (a Comfy.org API node)")
+        extra = {"api_key_comfy_org": secret(KLING_ENV, "video.i2v model 'kling' (a Comfy.org API node)")} if api_key else {}
         clip = min(seconds, KLING_SECONDS[-1])
 
         def build_kling(target: BuildTarget) -> Any:
@@ -123,7 +192,7 @@ def i2v_job(name: str, model: str, image: Path | None, *, prompt: str, motion: s
             return compile_kling_i2v(params, target.info, recipe_node=name, instance=target.instance,
                                      filename_prefix=target.prefix)
 
-        return ComfyJob(name, build_kling, "kling", uploads, heavy=False, extra_data={"api_key_comfy_org": key})
+        return ComfyJob(name, build_kling, "kling", uploads, heavy=False, extra_data=extra)
     request = _video_request(compiled_name, prompt=prompt, hint=hint, seed=seed, seconds=seconds, width=width,
                              height=height)
 
@@ -247,8 +316,7 @@ def _run(ctx: NodeContext, pool: ComfyPool, job: ComfyJob) -> JobResult:
 def run_i2v(ctx: NodeContext, *, image: Path, seconds: float, fps: int, width: int, height: int, motion: str,
             prompt: str, seed: int, model: str) -> dict[str, Any]:
     compiled_name = video_model(model)
-    pool = require_pool(ctx, f"video.i2v model {model!r}")
-    frames = frame_count(seconds, fps)
+    where = require_pool(ctx, f"video.i2v model {model!r}")
     if compiled_name == "kling":
         aspect = (width, height)
     else:
@@ -260,34 +328,22 @@ def run_i2v(ctx: NodeContext, *, image: Path, seconds: float, fps: int, width: i
                          method=Image.Resampling.LANCZOS).save(start)
     except (UnidentifiedImageError, OSError) as exc:
         raise NodeFailure(f"input 'image' is not an image Pillow can read: {exc}") from None
-    use = fusable_interpolation(ctx, compiled_name, fps)
-    if use is not None:
-        fused = _run_fused(ctx, pool, use, start, model=model, prompt=prompt, motion=motion, seed=seed,
+    contract = i2v_contract(model, seconds, fps, width, height)
+    use = fusable_interpolation(ctx, compiled_name, fps) if isinstance(where, ComfyPool) else None
+    if use is not None and isinstance(where, ComfyPool):
+        fused = _run_fused(ctx, where, use, start, contract, model=model, prompt=prompt, motion=motion, seed=seed,
                            seconds=seconds, fps=fps, width=width, height=height)
         if fused is not None:
             return fused
     job = i2v_job(label(ctx), model, start, prompt=prompt, motion=motion, seed=seed, seconds=seconds,
-                  width=width, height=height)
-    result = _run(ctx, pool, job)
-    return _i2v_outputs(ctx, result, result.files[0], model, frames, fps, (width, height))
+                  width=width, height=height, api_key=isinstance(where, ComfyPool))
+    return run_job(ctx, where, job, contract)
 
 
-def _i2v_outputs(ctx: NodeContext, result: JobResult, clip: Path, model: str, frames: int, fps: int,
-                 size: tuple[int, int]) -> dict[str, Any]:
-    """video.i2v's contract from a model's clip: exactly ``frames`` at ``fps`` and ``size``."""
-    out = ctx.path("motion.mp4")
-    conform(clip, out, frames, fps, size, stretch=True)
-    return {"video": out, "placement": {**result.provenance(), "model": model}}
-
-
-def _interpolation_outputs(ctx: NodeContext, result: JobResult, clip: Path, method: str, multiplier: int,
-                           frames: int, fps: int, size: tuple[int, int], *, stretch: bool = False,
-                           name: str = "interpolated.mp4", **placement: Any) -> dict[str, Any]:
-    """video.interpolate's contract from an interpolated clip: ``frames`` at ``fps`` and ``size``."""
-    out = ctx.path(name)
-    conform(clip, out, frames, fps, size, stretch=stretch)
-    return {"video": out, "placement": {**result.provenance(), "method": method, "multiplier": multiplier,
-                                       **placement}}
+def i2v_contract(model: str, seconds: float, fps: int, width: int, height: int) -> Contract:
+    """video.i2v's contract from a model's clip: exactly the slot's frames at ``fps`` and size."""
+    return Contract("video", "motion.mp4", frame_count(seconds, fps), fps, width, height, stretch=True,
+                    placement={"model": model})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,8 +381,9 @@ def fused_multiplier(compiled_name: str, seconds: float, fps: int, target_fps: i
     return min(16, max(2, math.ceil(target_fps * slowdown / Fraction(spec.fps))))
 
 
-def _run_fused(ctx: NodeContext, pool: ComfyPool, use: DownstreamUse, start: Path, *, model: str, prompt: str,
-               motion: str, seed: int, seconds: float, fps: int, width: int, height: int) -> dict[str, Any] | None:
+def _run_fused(ctx: NodeContext, pool: ComfyPool, use: DownstreamUse, start: Path, contract: Contract, *,
+               model: str, prompt: str, motion: str, seed: int, seconds: float, fps: int, width: int,
+               height: int) -> dict[str, Any] | None:
     """Run the fused prompt; hand the interpolation's result to the engine for ``use`` and return
     the i2v's. None (run the i2v alone) when no instance can run the fused prompt, or when it
     failed in the interpolation's part: then the interpolate node runs, and reports, by itself."""
@@ -348,34 +405,28 @@ def _run_fused(ctx: NodeContext, pool: ComfyPool, use: DownstreamUse, start: Pat
     if set(clips) != {"video", "interpolated"}:
         raise NodeFailure(f"ComfyUI instance {result.instance} finished prompt {result.prompt_id} without both "
                           "the generated and the interpolated clip")
-    frames, size = frame_count(seconds, fps), (width, height)
     # The interpolation's contract is that of its input, the i2v output: same duration, new rate.
-    interpolated_frames = frame_count(float(Fraction(frames, fps)), target_fps, "video")
-    ctx.prefill(use, _interpolation_outputs(ctx, result, clips["interpolated"], method, multiplier,
-                                            interpolated_frames, target_fps, size, stretch=True,
-                                            name="fused-interpolated.mp4", fused_with=label(ctx)))
-    return _i2v_outputs(ctx, result, clips["video"], model, frames, fps, size)
+    interpolated = Contract("video", "fused-interpolated.mp4",
+                            frame_count(float(Fraction(contract.frames, fps)), target_fps, "video"), target_fps,
+                            width, height, stretch=True,
+                            placement={"method": method, "multiplier": multiplier, "fused_with": label(ctx)})
+    ctx.prefill(use, interpolated.apply(ctx, clips["interpolated"], result.provenance()))
+    return contract.apply(ctx, clips["video"], result.provenance())
 
 
 def run_still(ctx: NodeContext, *, prompt: str, style: str, width: int, height: int, seed: int,
               model: str) -> dict[str, Any]:
     still_model(model)
-    pool = require_pool(ctx, f"image.generate model {model!r}")
-    result = _run(ctx, pool, still_job(label(ctx), model, prompt=prompt, style=style, seed=seed,
-                                       width=width, height=height))
-    out = ctx.path("generated.png")
-    try:
-        with Image.open(result.files[0]) as opened:
-            ImageOps.fit(opened.convert("RGB"), (width, height), method=Image.Resampling.LANCZOS).save(out, format="PNG")
-    except (UnidentifiedImageError, OSError) as exc:
-        raise NodeFailure(f"ComfyUI instance {result.instance} returned an image Pillow cannot read: {exc}") from None
-    return {"image": out, "placement": {**result.provenance(), "model": model}}
+    where = require_pool(ctx, f"image.generate model {model!r}")
+    job = still_job(label(ctx), model, prompt=prompt, style=style, seed=seed, width=width, height=height)
+    return run_job(ctx, where, job, Contract("image", "generated.png", 1, 0, width, height,
+                                             placement={"model": model}))
 
 
 def run_interpolation(ctx: NodeContext, *, video: Path, fps: int, method: str) -> dict[str, Any]:
     if method not in INTERPOLATION_METHODS:
         raise NodeFailure(f"input 'method': {method!r} is not one of {', '.join(INTERPOLATION_METHODS)} on ComfyUI")
-    pool = require_pool(ctx, f"video.interpolate method {method!r}")
+    where = require_pool(ctx, f"video.interpolate method {method!r}")
     stream = video_stream(probe(video, "video"), "video")
     source = frame_rate(stream)
     if source <= 0:
@@ -388,9 +439,9 @@ def run_interpolation(ctx: NodeContext, *, video: Path, fps: int, method: str) -
         return {"video": out, "placement": {"placement": "local", "method": "decimate"}}
     multiplier = min(16, math.ceil(fps / source))
     job = interpolation_job(label(ctx), method, video, source_fps=float(source), multiplier=multiplier)
-    result = _run(ctx, pool, job)
-    return _interpolation_outputs(ctx, result, result.files[0], method, multiplier, frames, fps,
-                                  (int(stream["width"]), int(stream["height"])))
+    contract = Contract("video", "interpolated.mp4", frames, fps, int(stream["width"]), int(stream["height"]),
+                        placement={"method": method, "multiplier": multiplier})
+    return run_job(ctx, where, job, contract)
 
 
 def conform(source: Path, out: Path, frames: int, fps: int, size: tuple[int, int] | None = None,
