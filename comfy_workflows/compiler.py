@@ -261,6 +261,9 @@ class CompiledWorkflow:
     # Output node id -> what it saves, where one prompt saves several things (a fused prompt:
     # "video" the generated clip, "interpolated" the same clip after frame interpolation).
     roles: dict[str, str] = field(default_factory=dict)
+    # What the prompt's extra_data must carry for this workflow (the Comfy.org key of API nodes):
+    # secrets, so never logged, stored or part of a key.
+    extra_data: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def environment(self) -> dict[str, Any]:
         """What, besides the recipe inputs, decides the output: for the engine's cache key."""
@@ -568,6 +571,7 @@ def compile_still(params: StillParams, info: ObjectInfo, *, recipe_node: str, in
     return compiled
 
 
+COMFY_ORG_KEY_ENV = "COMFY_ORG_API_KEY"  # the Comfy.org key that ComfyUI's API nodes (Kling, ...) need
 KLING_MODEL = "kling-v2-1"
 KLING_SECONDS = (5, 10)  # the API's clip lengths
 KLING_FPS = 24.0

@@ -59,6 +59,17 @@ def fingerprint_for(type_id: str) -> Callable[[Mapping[str, Any]], dict[str, Any
     return fingerprint
 
 
+def group_fingerprint(class_types: frozenset[str]) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """The hook of a recipe's own group of ComfyUI nodes (``engine/comfy_groups.py``): the same
+    versions, from the instances that have all of its classes."""
+
+    def fingerprint(_inputs: Mapping[str, Any]) -> dict[str, Any]:
+        pool = _POOL.get()
+        return {LABEL: pool.class_versions(class_types) if pool is not None else []}
+
+    return fingerprint
+
+
 def execution_versions(type_id: str, inputs: Mapping[str, Any], pool: ComfyPool | None) -> dict[str, Any]:
     """``{LABEL: [...]}`` for an execution that goes to ComfyUI, ``{}`` for one that runs locally."""
     from .placement import job_for_node  # lazy: node types import this module

@@ -46,6 +46,7 @@ from ..nodes.providers.http import secret
 from ..nodes.types import DownstreamUse, NodeContext, NodeFailure
 from .client import ProgressEvent
 from .compiler import (
+    COMFY_ORG_KEY_ENV,
     KLING_SECONDS,
     STILL_MODELS,
     VIDEO_MODELS,
@@ -75,7 +76,6 @@ INTERPOLATION_METHODS = ("rife", "core")
 CAMERA: dict[str, str] = {"none": "static camera", "zoom_in": "slow camera push in", "zoom_out": "slow camera pull back",
                           "pan_left": "camera pans left", "pan_right": "camera pans right",
                           "pan_up": "camera tilts up", "pan_down": "camera tilts down"}
-KLING_ENV = "COMFY_ORG_API_KEY"
 
 
 def i2v_models() -> list[str]:
@@ -184,7 +184,7 @@ def i2v_job(name: str, model: str, image: Path | None, *, prompt: str, motion: s
     hint = CAMERA.get(motion, motion.replace("_", " "))
     uploads = {"image": image} if image is not None else {}
     if compiled_name == "kling":
-        extra = {"api_key_comfy_org": secret(KLING_ENV, "video.i2v model 'kling' (a Comfy.org API node)")} if api_key else {}
+        extra = {"api_key_comfy_org": secret(COMFY_ORG_KEY_ENV, "video.i2v model 'kling' (a Comfy.org API node)")} if api_key else {}
         clip = min(seconds, KLING_SECONDS[-1])
 
         def build_kling(target: BuildTarget) -> Any:

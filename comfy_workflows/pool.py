@@ -263,15 +263,30 @@ class ComfyPool:
         """What decides the job's result on each instance that could run it, besides the workflow:
         the ComfyUI version and, per custom-node pack the compiled workflow uses, a digest of the
         ``/object_info`` schemas of those classes. Distinct entries, sorted (see ``keys.py``)."""
+
+        def classes(info: ObjectInfo, name: str) -> set[str] | None:
+            try:
+                compiled = job.build(BuildTarget(info, name, _STAND_IN_UPLOADS, "reelgraph/versions/out"))
+            except CompileError:
+                return None  # this instance cannot run it, so it cannot have made the result
+            return {n["class_type"] for n in compiled.prompt.values()}
+
+        return self._versions(classes)
+
+    def class_versions(self, class_types: frozenset[str]) -> list[dict[str, Any]]:
+        """``versions`` for a workflow of known classes (a recipe's own ComfyUI nodes): the
+        instances that have every one of them."""
+        return self._versions(lambda info, _name: set(class_types) if class_types <= set(info) else None)
+
+    def _versions(self, classes_on: Callable[[ObjectInfo, str], set[str] | None]) -> list[dict[str, Any]]:
         with self._s.cond:
             known = [(i.name, i.info, i.version) for i in self._s.instances if i.info is not None]
         entries: dict[str, dict[str, Any]] = {}
         for name, info, version in known:
-            try:
-                compiled = job.build(BuildTarget(info, name, _STAND_IN_UPLOADS, "reelgraph/versions/out"))
-            except CompileError:
-                continue  # this instance cannot run it, so it cannot have made the result
-            entry = {"comfyui": version, "packs": _pack_digests(info, {n["class_type"] for n in compiled.prompt.values()})}
+            used = classes_on(info, name)
+            if used is None:
+                continue
+            entry = {"comfyui": version, "packs": _pack_digests(info, used)}
             entries[json.dumps(entry, sort_keys=True)] = entry
         return [entries[k] for k in sorted(entries)]
 
@@ -402,7 +417,7 @@ class ComfyPool:
             if on_progress is not None:
                 on_progress(event)
 
-        extra_data = {**ticket.job.extra_data, **_pnginfo(compiled, instance)}
+        extra_data = {**ticket.job.extra_data, **compiled.extra_data, **_pnginfo(compiled, instance)}
         result = client.run(compiled, prompt_id=prompt_id, on_progress=progress, timeout=self.prompt_timeout,
                             extra_data=extra_data, cancel=cancel, number=queue_number(ticket.priority))
         self._release(instance, ticket)  # the next job may be submitted while we download

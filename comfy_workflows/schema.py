@@ -105,6 +105,11 @@ class NodeSchema:
         return tuple(name for name, spec in self.inputs.items() if spec.required)
 
     @property
+    def api_node(self) -> bool:
+        """A Comfy.org API node (Kling, ...): it needs the Comfy.org key in the prompt's extra_data."""
+        return self.python_module.startswith("comfy_api_nodes")
+
+    @property
     def pack(self) -> str:
         """The custom node pack a class comes from, or ``core``."""
         if self.python_module.startswith("custom_nodes."):

@@ -126,12 +126,16 @@ class ComfyGroup:
 
     # ---- the node type ------------------------------------------------------------------------
     def node_type(self) -> NodeType:
+        from ..comfy_workflows.keys import group_fingerprint
+
         inputs = [Port("prompt", "json", description="the group, canonical: the cache key's view of it")]
         # File values arrive as their documents (json), so the upload keeps the file's extension.
         inputs += [Port(name, "json") for name in self.entering]
         outputs = [Port(port, o.type, is_list=o.is_list) for port, o in self.outlets.items()]
+        classes = frozenset(self.class_of(m) for m in self.members)
         return NodeType(GROUP_TYPE_ID, tuple(inputs), tuple(outputs), self._run, placement="comfy",
-                        description="ComfyUI nodes of a recipe, run as one prompt", category="comfy")
+                        description="ComfyUI nodes of a recipe, run as one prompt", category="comfy",
+                        fingerprint=group_fingerprint(classes))
 
     def _run(self, ctx: NodeContext, prompt: Any, **entering: Any) -> dict[str, Any]:
         from ..comfy_workflows.errors import ComfyError
@@ -201,7 +205,7 @@ class ComfyGroup:
     def compile(self, target: BuildTarget, values: Mapping[str, Any]) -> CompiledWorkflow:
         """The group as an API prompt for one instance, checked against its ``/object_info``;
         ``CompileError`` names the member node."""
-        from ..comfy_workflows.compiler import CompiledWorkflow
+        from ..comfy_workflows.compiler import COMFY_ORG_KEY_ENV, CompiledWorkflow
         from ..comfy_workflows.errors import (
             CompileError,
             MappedError,
@@ -223,12 +227,19 @@ class ComfyGroup:
                                                 "is linked for the files it saves, but it is not an output node on "
                                                 f"instance {target.instance}; link slot 0 of a node that saves "
                                                 "(SaveImage, SaveVideo, VHS_VideoCombine, SaveAudio, ...)"))
+        api_nodes = [m for m in self.members if target.info[self.class_of(m)].api_node]
+        key = os.environ.get(COMFY_ORG_KEY_ENV, "").strip()
+        if not problems and api_nodes and not key:
+            problems = [MappedError(m, m, self.class_of(m), f"is a Comfy.org API node: set the environment variable "
+                                                            f"{COMFY_ORG_KEY_ENV} to a Comfy.org API key to run it")
+                        for m in api_nodes]
         if problems:
             raise CompileError(summary(problems), problems)
         outputs = [m for m in self.members if target.info[self.class_of(m)].output_node]
         model_files = sorted({v for node in prompt.values() for v in node["inputs"].values() if _is_model_file(v)})
         return CompiledWorkflow(prompt=prompt, node_map=node_map, output_nodes=outputs, model_files=model_files,
-                                fragments=[], template_digest=digest_json(self.canonical))
+                                fragments=[], template_digest=digest_json(self.canonical),
+                                extra_data={"api_key_comfy_org": key} if api_nodes else {})
 
     def _api_node(self, member: str, roles: Mapping[tuple[str, str | int], str], values: Mapping[str, Any],
                   uploaded: Mapping[str, str], folder: str) -> dict[str, Any]:

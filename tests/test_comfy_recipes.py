@@ -73,8 +73,9 @@ def history(url: str) -> dict[str, Any]:
     return requests.get(f"{url}/history", timeout=10).json()
 
 
-def plan(engine: Engine, document: dict[str, Any], base: Path) -> dict[str, tuple[str, str]]:
-    return {e.node: (e.status, e.reason) for e in engine.plan(bind(document, base))}
+def plan(engine: Engine, document: dict[str, Any], base: Path, pool: ComfyPool | None = None) -> dict[str, tuple[str, str]]:
+    """The plan as a run on ``pool`` sees it (keys hold the instances' versions)."""
+    return {e.node: (e.status, e.reason) for e in engine.plan(bind(document, base), comfy=pool)}
 
 
 @pytest.fixture
@@ -115,11 +116,19 @@ def test_an_imported_workflow_runs_as_one_prompt_and_is_cached(engine, comfy, po
     assert saved.read_bytes() == stored.read_bytes()
     recorded = engine.records.last_key_docs("txt2img")
     assert sorted(node for node, _ in recorded) == MEMBERS
+    # the key holds what the instance runs: its ComfyUI version and the schemas of the classes used
+    versions = recorded[("3", None)]["fingerprint"]["ComfyUI versions"]
+    assert [v["comfyui"] for v in versions] == [requests.get(f"{comfy.url}/system_stats", timeout=10)
+                                                .json()["system"]["comfyui_version"]]
+    assert versions[0]["packs"] == {}  # core classes only: the ComfyUI version covers them
 
     again = run(engine, document, tmp_path, comfy=pool)
     assert statuses(again) == dict.fromkeys(MEMBERS, "cached")
     assert len(history(comfy.url)) == 1  # nothing submitted
-    assert {s for s, _ in plan(engine, document, tmp_path).values()} == {"cached"}
+    assert {s for s, _ in plan(engine, document, tmp_path, pool).values()} == {"cached"}
+    # planned without instances, the versions are unknown: nothing is taken for cached
+    assert plan(engine, document, tmp_path)["3"] == ("run", "ComfyUI versions changed (one ComfyUI prompt: "
+                                                            "3+4+5+6+7+8+9)")
 
     # node ids and titles never enter the key: renumbered and retitled, it is the same work
     renamed = {str(int(k) + 100): copy.deepcopy(v) for k, v in TXT2IMG.items()}
@@ -301,8 +310,11 @@ def test_the_cli_imports_plans_and_runs_a_workflow(cli, comfy, tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["counts"]["executed"] == 7 and len(report["outputs"]["image"]) == 1
     assert Path(report["outputs"]["image"][0]).suffix == ".png"
-    bare = cli("run", "recipe.json", "--out", "out2", "-q")  # no pool, but cached: nothing needs ComfyUI
-    assert bare.returncode == 0, bare.stderr
+    again = cli("run", "recipe.json", "--comfy", comfy.url, "--out", "out2", "--report", "again.json", "-q",
+                check_code=0)
+    assert json.loads((tmp_path / "again.json").read_text())["counts"]["cached"] == 7, again.stdout
+    # without an instance the versions in the key are unknown, so the plan cannot call it cached
+    assert "run     3 (comfy:KSampler): ComfyUI versions changed" in cli("plan", "recipe.json", check_code=0).stdout
 
 
 def test_validate_reports_wiring_a_comfy_group_cannot_honour(cli, tmp_path):
@@ -311,3 +323,34 @@ def test_validate_reports_wiring_a_comfy_group_cannot_honour(cli, tmp_path):
     checked = cli("validate", "bad.json")
     assert checked.returncode == 2, checked.stderr
     assert "outputs.image" in checked.stderr and "slot 0 of the output node" in checked.stderr
+
+
+KLING_WORKFLOW: dict[str, Any] = {
+    "1": {"class_type": "LoadImage", "inputs": {"image": "placeholder.png"}},
+    "2": {"class_type": "KlingImage2VideoNode", "inputs": {
+        "start_frame": ["1", 0], "prompt": "waves", "negative_prompt": "", "model_name": "kling-v2-1", "cfg_scale": 0.8,
+        "mode": "std", "aspect_ratio": "9:16", "duration": "5"}},
+    "3": {"class_type": "SaveVideo", "inputs": {"video": ["2", 0], "filename_prefix": "kling", "format": "auto",
+                                                "codec": "auto"}},
+}
+
+
+def test_a_comfy_org_api_node_in_a_group_gets_the_key_from_the_environment(engine, comfy, pool, tmp_path,
+                                                                          monkeypatch):
+    document = imported(KLING_WORKFLOW, name="kling", outputs={"clip": {"link": ["3", 0]}})
+    document["nodes"]["1"]["inputs"]["image"] = {"link": ["card", "image"]}
+    document["nodes"]["card"] = {"type": "image.title_card", "inputs": {"text": "sea", "width": 72, "height": 128}}
+    monkeypatch.delenv("COMFY_ORG_API_KEY", raising=False)
+    refused = run(engine, document, tmp_path, comfy=pool)
+    assert refused.status == "failed" and len(history(comfy.url)) == 0  # refused before submission
+    blamed = {e.node: e.error["cause"] for e in refused.failures}
+    assert "2" in blamed and "COMFY_ORG_API_KEY" in blamed["2"] and "Comfy.org API node" in blamed["2"]
+
+    monkeypatch.setenv("COMFY_ORG_API_KEY", "comfyui-test-key")
+    result = run(engine, document, tmp_path, comfy=pool)
+    assert result.status == "succeeded", result.failures  # the test server fails API nodes without a key
+    [clip] = result.outputs["clip"].elements
+    assert clip["ext"] == ".mp4"
+    # a key is never part of the cache key: a new key reuses the result
+    monkeypatch.setenv("COMFY_ORG_API_KEY", "another-key")
+    assert set(statuses(run(engine, document, tmp_path, comfy=pool)).values()) == {"cached"}
