@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import networkx as nx
 
+from ..graphs.comfy_api import SAVERS
 from ..graphs.errors import GraphError, RecipeInvalid, json_path
 from ..graphs.model import Link, NodeSpec
 from ..graphs.validate import BoundNode, BoundRecipe, _types_compatible
@@ -70,20 +71,6 @@ if TYPE_CHECKING:
     from ..comfy_workflows.pool import BuildTarget
 
 GROUP_TYPE_ID = COMFY_TYPE_PREFIX + "prompt"  # the reserved prefix: no plugin type can share its keys
-# What a link to slot 0 of a known output node gives: (value type, one file per image of a batch).
-SAVERS: dict[str, tuple[ValueType, bool]] = {
-    "SaveImage": ("image", True),
-    "PreviewImage": ("image", True),
-    "SaveAnimatedWEBP": ("image", False),
-    "SaveAnimatedPNG": ("image", False),
-    "SaveVideo": ("video", False),
-    "SaveWEBM": ("video", False),
-    "VHS_VideoCombine": ("video", False),
-    "SaveAudio": ("audio", False),
-    "SaveAudioMP3": ("audio", False),
-    "SaveAudioOpus": ("audio", False),
-    "PreviewAudio": ("audio", False),
-}
 NO_BACKEND = "{type} is a ComfyUI node; it runs on a ComfyUI backend, and this engine has none configured"
 
 

@@ -7,12 +7,49 @@ A recipe node keeps the class as ``comfy:C``, links by slot number, and every ot
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from ..nodes.registry import COMFY_TYPE_PREFIX, is_comfy_type
+from ..nodes.types import ValueType
 from .errors import GraphError, RecipeInvalid, json_path
 from .model import Link, LiteralObject, NodeSpec, ParamRef, Recipe
+
+
+# What a link to slot 0 of a known output node gives: (value type, one file per image of a batch).
+SAVERS: dict[str, tuple[ValueType, bool]] = {
+    "SaveImage": ("image", True),
+    "PreviewImage": ("image", True),
+    "SaveAnimatedWEBP": ("image", False),
+    "SaveAnimatedPNG": ("image", False),
+    "SaveVideo": ("video", False),
+    "SaveWEBM": ("video", False),
+    "VHS_VideoCombine": ("video", False),
+    "SaveAudio": ("audio", False),
+    "SaveAudioMP3": ("audio", False),
+    "SaveAudioOpus": ("audio", False),
+    "PreviewAudio": ("audio", False),
+}
+PREVIEWS = frozenset({"PreviewImage", "PreviewAudio"})  # shown in ComfyUI, not results
+
+
+def with_saved_outputs(recipe: Recipe) -> Recipe:
+    """A recipe without outputs (a plain ComfyUI workflow) gets one per node that saves files, as
+    ComfyUI's own results: ``<title or class>_<node id>`` linked to slot 0 (what it saved)."""
+    if recipe.outputs:
+        return recipe
+    outputs: dict[str, dict[str, Any]] = {}
+    for node_id, spec in recipe.nodes.items():
+        class_type = spec.type.removeprefix(COMFY_TYPE_PREFIX)
+        if not is_comfy_type(spec.type) or class_type not in SAVERS or class_type in PREVIEWS:
+            continue
+        title = ((spec.meta.get("comfy") or {}).get("_meta") or {}).get("title")
+        base = re.sub(r"[^a-z0-9]+", "_", str(title or class_type).lower()).strip("_") or "output"
+        outputs[f"{base}_{node_id}"] = {"link": [node_id, 0]}
+    if not outputs:
+        return recipe
+    return Recipe.model_validate({**recipe.model_dump(mode="json", exclude_unset=True), "outputs": outputs})
 
 
 def _is_api_link(value: Any) -> bool:

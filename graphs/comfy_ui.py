@@ -46,7 +46,7 @@ from ..comfy_pack.declare import (
 )
 from ..comfy_workflows.schema import InputSpec, NodeSchema, ObjectInfo
 from ..nodes.registry import COMFY_TYPE_PREFIX, is_comfy_type
-from .comfy_api import recipe_from_api
+from .comfy_api import recipe_from_api, with_saved_outputs
 from .comfy_expand import (
     EXPANDED,
     canonical_digest,
@@ -1234,15 +1234,15 @@ def import_workflow(document: Any, object_info_document: Mapping[str, Any] | Non
     if is_ui_format(document):
         info = combined_info(object_info_document, declarations)
         try:
-            return recipe_from_ui(document, info, declarations, name=name)
+            return with_saved_outputs(recipe_from_ui(document, info, declarations, name=name))
         except WorkflowRefused as exc:
             raise RecipeInvalid([GraphError("bad_structure", "", problem) for problem in exc.problems]) from None
     if not isinstance(document, Mapping):
         raise RecipeInvalid([GraphError("bad_structure", "", "a ComfyUI workflow is a JSON object")])
     recipe = recipe_from_api(document, name=name)
     if not any(type_id_of(spec.type.removeprefix(COMFY_TYPE_PREFIX)) for spec in recipe.nodes.values()):
-        return recipe  # ComfyUI nodes only: kept exactly, so it exports back identical
-    return adopt_pack_nodes(recipe, declarations, {"name": name})
+        return with_saved_outputs(recipe)  # ComfyUI nodes only: kept exactly, so it exports back identical
+    return with_saved_outputs(adopt_pack_nodes(recipe, declarations, {"name": name}))
 
 
 def export_ui(recipe: Recipe, object_info_document: Mapping[str, Any] | None, registry: Any = None,

@@ -302,14 +302,13 @@ def test_the_cli_imports_plans_and_runs_a_workflow(cli, comfy, tmp_path):
     (tmp_path / "wf.json").write_text(json.dumps(TXT2IMG), encoding="utf-8")
     cli("import", "wf.json", "-o", "recipe.json", check_code=0)
     document = json.loads((tmp_path / "recipe.json").read_text())
-    document["outputs"] = {"image": {"link": ["9", 0]}}
-    (tmp_path / "recipe.json").write_text(json.dumps(document), encoding="utf-8")
+    assert document["outputs"] == {"saveimage_9": {"link": ["9", 0]}}  # what ComfyUI saves: the recipe's output
     planned = cli("plan", "recipe.json", check_code=0)
     assert "run     3 (comfy:KSampler): never ran (one ComfyUI prompt: 3+4+5+6+7+8+9)" in planned.stdout
     cli("run", "recipe.json", "--comfy", comfy.url, "--out", "out", "--report", "report.json", "-q", check_code=0)
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["counts"]["executed"] == 7 and len(report["outputs"]["image"]) == 1
-    assert Path(report["outputs"]["image"][0]).suffix == ".png"
+    assert report["counts"]["executed"] == 7 and len(report["outputs"]["saveimage_9"]) == 1
+    assert Path(report["outputs"]["saveimage_9"][0]).suffix == ".png"
     again = cli("run", "recipe.json", "--comfy", comfy.url, "--out", "out2", "--report", "again.json", "-q",
                 check_code=0)
     assert json.loads((tmp_path / "again.json").read_text())["counts"]["cached"] == 7, again.stdout

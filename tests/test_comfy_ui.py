@@ -19,6 +19,7 @@ from reelgraph.comfy_workflows.compiler import (
     compile_video,
 )
 from reelgraph.comfy_workflows.schema import ObjectInfo, validate_workflow
+from reelgraph.graphs.comfy_api import SAVERS
 from reelgraph.engine import RunOptions
 from reelgraph.graphs.comfy_api import recipe_from_api, recipe_to_api
 from reelgraph.graphs.comfy_ui import (
@@ -211,8 +212,12 @@ def test_api_workflows_survive_the_ui_unchanged():
         again = recipe_from_ui(json.loads(json.dumps(ui)), combined, DECLARATIONS, name="wf")
         assert same(again, recipe)
         assert recipe_to_api(again) == prompt
-        # what ComfyUI's frontend would queue from the exported canvas is the same prompt
+        # what ComfyUI's frontend would queue from the exported canvas is the same prompt, plus one
+        # recipe output node per saver (import names what the workflow saves as the recipe's outputs)
         queued = ui_to_api(ui, combined)
+        outputs = {k: v for k, v in queued.items() if v["class_type"] == "reelgraph.recipe_output"}
+        assert len(outputs) == len(recipe.outputs) == len([n for n in prompt.values() if n["class_type"] in SAVERS])
+        queued = {k: v for k, v in queued.items() if k not in outputs}
         assert set(queued) == set(prompt)
         for node_id, node in queued.items():
             assert node["class_type"] == prompt[node_id]["class_type"]
