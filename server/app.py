@@ -109,8 +109,8 @@ def create_app(config: ServerConfig, service: RunService | None = None) -> FastA
         An `Idempotency-Key` header returns the run its first use created (`replayed`)."""
         document, template, bound = service.prepare(body)
         run_id, how = service.submit(
-            document, template, bound, outputs=body.outputs, force=body.force, webhook_url=body.webhook_url,
-            metadata=body.metadata, scope=scope, idempotency_key=idempotency_key,
+            document, template, bound, outputs=body.outputs, force=body.force, priority=body.priority,
+            webhook_url=body.webhook_url, metadata=body.metadata, scope=scope, idempotency_key=idempotency_key,
         )
         response.headers["Location"] = f"/v1/runs/{run_id}"
         return accepted(run_id, how)

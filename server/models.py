@@ -48,6 +48,9 @@ class PlanRequest(RecipeSource):
 
 
 class RunRequest(PlanRequest):
+    priority: int = Field(0, ge=-1_000_000, le=1_000_000,
+                          description="ComfyUI priority of this run's prompts: higher goes first, in the pool and "
+                                      "in ComfyUI's own queue (default 0)")
     webhook_url: str | None = Field(None, max_length=2048, description="POSTed a signed summary when the run finishes")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Echoed back in the run and its webhook")
 
@@ -126,6 +129,7 @@ class RunView(BaseModel):
     params: dict[str, Any]
     outputs_requested: list[str] | None
     force: list[str]
+    priority: int = 0
     parent_run: str | None
     attempts: int
     metadata: dict[str, Any]

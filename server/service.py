@@ -208,6 +208,7 @@ class RunService:
         webhook_url: str | None,
         metadata: dict[str, Any],
         scope: str,
+        priority: int = 0,
         idempotency_key: str | None,
         parent: str | None = None,
     ) -> tuple[str, str]:
@@ -218,7 +219,9 @@ class RunService:
                 raise ApiError(422, "invalid_request", f"webhook_url {exc}",
                                [{"kind": "bad_webhook", "path": "webhook_url", "message": str(exc), "node": None}]) from None
         params = dict(bound.params)
-        options = {"outputs": outputs, "force": sorted(set(force))}
+        options: dict[str, Any] = {"outputs": outputs, "force": sorted(set(force))}
+        if priority:  # absent means 0 (rows stored before runs had a priority)
+            options["priority"] = priority
         submission = digest_json({"recipe": document, "template": template, "params": params, "options": options,
                                   "webhook_url": webhook_url, "metadata": metadata, "parent": parent})
         idempotency = (scope, idempotency_key, submission) if idempotency_key else None
@@ -264,6 +267,7 @@ class RunService:
         return self.submit(
             document, row.template, bound, outputs=outputs, force=force, webhook_url=row.webhook_url,
             metadata=row.metadata, scope=scope, idempotency_key=idempotency_key, parent=run_id,
+            priority=int(row.options.get("priority", 0)),
         )
 
     # ---- cancel ---------------------------------------------------------------------------------
@@ -309,7 +313,7 @@ class RunService:
         options = RunOptions(
             # keep every GPU queue full, as `reelgraph run` does
             workers=max(self.config.node_workers, self.comfy.min_workers() + 2) if self.comfy else self.config.node_workers,
-            comfy=self.comfy,
+            comfy=self.comfy.with_priority(int(row.options.get("priority", 0))) if self.comfy else None,
             force=self._force_for(run_id, row, attempt),
             outputs=tuple(outputs_option) if outputs_option is not None else None,
             on_event=on_event,

@@ -49,6 +49,7 @@ def describe(row: RunRow, node_events: list[dict[str, Any]], webhook: WebhookRow
         "params": row.params,
         "outputs_requested": row.options.get("outputs"),
         "force": row.options.get("force") or [],
+        "priority": row.options.get("priority", 0),
         "parent_run": row.parent,
         "attempts": row.attempts,
         "metadata": row.metadata,

@@ -44,6 +44,16 @@ def test_submitted_recipes_run_their_comfy_nodes_on_the_servers_instances(api, c
     assert again["status"] == "succeeded" and len(prompts(comfy)) == 1  # all cached: nothing submitted
 
 
+def test_a_runs_priority_reaches_comfyuis_own_queue(api, comfy):
+    run_id = api.submit({"recipe": recipe("wan2.1", ["a grey heron"]), "priority": 5})
+    view = api.wait(run_id, timeout=120)
+    assert view["status"] == "succeeded" and view["priority"] == 5
+    [prompt] = prompts(comfy)
+    assert prompt["prompt"][0] < -4e10  # ahead of every prompt submitted without a priority (numbers 0, 1, ...)
+    refused = api.post("/v1/runs", {"recipe": recipe("wan2.1", ["a heron"]), "priority": "high"})
+    assert refused.status_code == 422
+
+
 def test_cancelling_through_the_api_interrupts_the_comfy_prompt(api, comfy):
     requests.post(f"{comfy.url}/admin/faults", json={"hang_on": "KSampler", "hang_interruptible": True}, timeout=10)
     run_id = api.submit({"recipe": recipe("wan2.1", ["a red fox"])})
