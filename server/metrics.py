@@ -5,6 +5,8 @@
 * ``reelgraph_node_duration_seconds{type,status}`` — executed and failed node executions;
 * ``reelgraph_node_executions_total{status}`` and ``reelgraph_cache_hit_ratio`` (cached over
   cached + executed, since the server started);
+* ``reelgraph_cost_usd_total{type}`` — what executions cost (providers' reported usage, else the
+  estimate) and ``reelgraph_cost_saved_usd_total{type}`` — what cached executions would have cost;
 * ``reelgraph_retries_total{kind}`` — webhook retries and resumed runs;
 * ``reelgraph_webhook_deliveries_total{outcome}``, ``reelgraph_submissions_total{outcome}``.
 """
@@ -55,6 +57,9 @@ class Metrics:
                                 registry=self.registry)
         self.submissions = Counter("reelgraph_submissions", "Run submissions by outcome", ["outcome"],
                                    registry=self.registry)
+        self.cost = Counter("reelgraph_cost_usd", "USD spent by node executions", ["type"], registry=self.registry)
+        self.cost_saved = Counter("reelgraph_cost_saved_usd", "USD the cache saved (what reused results cost)",
+                                  ["type"], registry=self.registry)
         self._hits = {"cached": 0, "executed": 0}
 
     def cache_hit_ratio(self) -> float:
@@ -68,8 +73,13 @@ class Metrics:
         self.node_executions.labels(status).inc()
         if status in self._hits:
             self._hits[status] += 1
+        node_type = str(event.get("type", ""))
         if status in ("executed", "failed"):
-            self.node_seconds.labels(str(event.get("type", "")), status).observe(float(event.get("seconds") or 0.0))
+            self.node_seconds.labels(node_type, status).observe(float(event.get("seconds") or 0.0))
+        for counter, field in ((self.cost, "cost"), (self.cost_saved, "saved")):
+            amount = event.get(field)
+            if isinstance(amount, (int, float)) and amount > 0:
+                counter.labels(node_type).inc(float(amount))
 
     def on_webhook(self, outcome: str, attempt: int) -> None:
         self.webhooks.labels(outcome).inc()

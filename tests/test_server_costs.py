@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from reelgraph.tests.loopback_http import Loopback, Reply, Seen, image_bytes, image_reply, json_reply
-from reelgraph.tests.test_server_support import ServerProcess, start_server, stop_quietly
+from reelgraph.tests.test_server_support import ServerProcess, metric_sample, start_server, stop_quietly
 
 pytestmark = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="ffmpeg is not installed (audio.tts needs it)")
 
@@ -205,6 +205,11 @@ def test_run_records_actual_costs_and_reuse_costs_nothing(server: ServerProcess,
     assert again["cost_saved"] == pytest.approx(total)
     assert node(again, "script")["cost"] == 0.0 and node(again, "script")["saved"] == pytest.approx(llm)
     assert len(providers.to("/v1/chat/completions")) == 1  # reused, not asked again
+
+    metrics = server.get("/metrics").text
+    assert metric_sample(metrics, 'reelgraph_cost_usd_total{type="script.llm"}') == pytest.approx(llm)
+    assert metric_sample(metrics, 'reelgraph_cost_usd_total{type="audio.tts"}') == pytest.approx(sum(billed))
+    assert metric_sample(metrics, 'reelgraph_cost_saved_usd_total{type="image.search"}') == pytest.approx(2 * BRAVE)
 
 
 def test_cli_plan_prints_estimates_and_a_total(cli: Any, tmp_path: Path, config: Path,

@@ -27,6 +27,7 @@ from reelgraph.tests.test_server_support import (
     WEBHOOK_SECRET,
     ServerProcess,
     executed,
+    metric_sample,
     slow_recipe,
     start_server,
     stop_quietly,
@@ -317,13 +318,8 @@ def test_webhook_is_signed_retried_and_carries_metadata(server: ServerProcess) -
     assert payload["run"]["outputs"]["joined"] == "H0|H1"
     assert view["webhook"] == {"url": url, "state": "delivered", "attempts": 3, "last_error": None}
     metrics = server.get("/metrics").text
-    assert _sample(metrics, 'reelgraph_retries_total{kind="webhook"}') >= 2
-    assert _sample(metrics, 'reelgraph_webhook_deliveries_total{outcome="delivered"}') >= 1
-
-
-def _sample(text: str, name: str) -> float:
-    line = next(line for line in text.splitlines() if line.startswith(name + " "))
-    return float(line.rsplit(" ", 1)[1])
+    assert metric_sample(metrics, 'reelgraph_retries_total{kind="webhook"}') >= 2
+    assert metric_sample(metrics, 'reelgraph_webhook_deliveries_total{outcome="delivered"}') >= 1
 
 
 def test_templates_openapi_health_and_metrics(server: ServerProcess) -> None:
@@ -349,11 +345,11 @@ def test_templates_openapi_health_and_metrics(server: ServerProcess) -> None:
     metrics = server.get("/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text
-    assert _sample(text, 'reelgraph_runs{status="succeeded"}') >= 1
-    assert _sample(text, "reelgraph_queue_depth") == 0
-    assert _sample(text, 'reelgraph_node_executions_total{status="executed"}') >= 3
-    assert 0 < _sample(text, "reelgraph_cache_hit_ratio") < 1
-    assert _sample(text, 'reelgraph_node_duration_seconds_count{status="executed",type="test.slow"}') >= 1
+    assert metric_sample(text, 'reelgraph_runs{status="succeeded"}') >= 1
+    assert metric_sample(text, "reelgraph_queue_depth") == 0
+    assert metric_sample(text, 'reelgraph_node_executions_total{status="executed"}') >= 3
+    assert 0 < metric_sample(text, "reelgraph_cache_hit_ratio") < 1
+    assert metric_sample(text, 'reelgraph_node_duration_seconds_count{status="executed",type="test.slow"}') >= 1
     listed_runs = server.get("/v1/runs", params={"limit": 2, "status": "succeeded"}).json()["runs"]
     assert len(listed_runs) == 2 and all(run["status"] == "succeeded" for run in listed_runs)
     assert listed_runs[0]["submitted_at"] >= listed_runs[1]["submitted_at"]

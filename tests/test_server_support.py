@@ -168,3 +168,9 @@ def stop_quietly(server: ServerProcess) -> None:
         except subprocess.TimeoutExpired:
             server.proc.kill()
             server.proc.wait()
+
+
+def metric_sample(text: str, name: str) -> float:
+    """One sample's value in a Prometheus text exposition."""
+    line = next(line for line in text.splitlines() if line.startswith(name + " "))
+    return float(line.rsplit(" ", 1)[1])
