@@ -106,7 +106,7 @@ class InsideComfyUI:
     """The ``comfy`` of a node executing inside ComfyUI: jobs become node expansions (``Deferred``)."""
 
 
-class Deferred(Exception):  # noqa: N818 - control flow, not an error
+class Deferred(Exception):
     """Raised by a node implementation inside ComfyUI at the point where it would run ``job``: the
     pack expands the node into the job's workflow and applies ``contract`` to its result."""
 

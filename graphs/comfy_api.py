@@ -16,7 +16,6 @@ from ..nodes.types import ValueType
 from .errors import GraphError, RecipeInvalid, json_path
 from .model import Link, LiteralObject, NodeSpec, ParamRef, Recipe
 
-
 # What a link to slot 0 of a known output node gives: (value type, one file per image of a batch).
 SAVERS: dict[str, tuple[ValueType, bool]] = {
     "SaveImage": ("image", True),

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ def dump(name: str) -> ObjectInfo:
 @functools.cache
 def full_instance(name: str) -> ObjectInfo:
     """A dump as if every model file our compiler names were installed."""
-    from reelgraph.comfy_workflows.compiler import STILL_MODELS, VIDEO_MODELS  # noqa: PLC0415
+    from reelgraph.comfy_workflows.compiler import STILL_MODELS, VIDEO_MODELS
 
     files: dict[str, list[str]] = {}
     folders = {"unet": "diffusion_models", "unet_high": "diffusion_models", "unet_low": "diffusion_models",
@@ -47,6 +48,16 @@ def full_instance(name: str) -> ObjectInfo:
             files.setdefault(folders[role], []).append(filename)
     files["frame_interpolation"] = ["film_net_fp16.safetensors"]
     return ObjectInfo(with_model_files(raw_dump(name), files))
+
+
+@pytest.fixture
+def comfy(tmp_path: Path) -> Iterator[Any]:
+    """A ComfyUI protocol test server in this process, on the real schemas with every model file."""
+    from reelgraph.comfy_workflows.testserver import ComfyTestServer, Faults
+
+    server = ComfyTestServer(full_instance(WITH_MODELS), tmp_path / "comfy", faults=Faults(step_seconds=0.002)).start()
+    yield server
+    server.stop()
 
 
 class ServerProcess:

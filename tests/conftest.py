@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from reelgraph.engine import Engine, RunOptions, RunResult
 from reelgraph.graphs.validate import bind_recipe, parse_recipe
 from reelgraph.nodes.builtin import NODE_TYPES as BUILTIN_TYPES
 from reelgraph.nodes.registry import NodeRegistry
-
+from reelgraph.tests.comfy_server_fixtures import comfy  # noqa: F401  (the ComfyUI test server)
 from reelgraph.tests.helpers import cli_env
 from reelgraph.tests.loopback_http import loopback  # noqa: F401  (fixture shared by provider tests)
 from reelgraph.tests.plugins.testnodes import NODE_TYPES as TEST_TYPES

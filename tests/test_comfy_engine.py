@@ -8,7 +8,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +75,6 @@ def run(engine, document: dict[str, Any], tmp_path: Path, **options: Any) -> Run
 def pool_of(*servers: ComfyTestServer, **options: Any) -> ComfyPool:
     return ComfyPool([ComfyInstance(s.url, f"gpu{i}", poll_interval=0.1) for i, s in enumerate(servers)],
                      health_interval=0.2, **options)
-
-
-@pytest.fixture
-def comfy(tmp_path: Path) -> Iterator[ComfyTestServer]:
-    server = ComfyTestServer(full_instance(WITH_MODELS), tmp_path / "comfy", faults=Faults(step_seconds=0.002)).start()
-    yield server
-    server.stop()
 
 
 def probe(path: str) -> dict[str, Any]:
@@ -288,7 +280,7 @@ def test_two_runs_sharing_a_pool_are_ordered_by_priority(engine, comfy, tmp_path
         def target() -> None:
             try:
                 outcomes[name] = work()
-            except Exception as exc:  # noqa: BLE001 - asserted below
+            except Exception as exc:
                 outcomes[name] = exc
         thread = threading.Thread(target=target)
         thread.start()

@@ -13,7 +13,7 @@ import pytest
 import requests
 from PIL import Image
 from reelgraph.comfy_workflows.pool import ComfyInstance, ComfyPool
-from reelgraph.comfy_workflows.testserver import ComfyTestServer, Faults
+from reelgraph.comfy_workflows.testserver import ComfyTestServer
 from reelgraph.engine import Engine, RunOptions, RunResult
 from reelgraph.engine.comfy_groups import fuse_comfy_groups
 from reelgraph.graphs.comfy_api import recipe_from_api
@@ -76,13 +76,6 @@ def history(url: str) -> dict[str, Any]:
 def plan(engine: Engine, document: dict[str, Any], base: Path, pool: ComfyPool | None = None) -> dict[str, tuple[str, str]]:
     """The plan as a run on ``pool`` sees it (keys hold the instances' versions)."""
     return {e.node: (e.status, e.reason) for e in engine.plan(bind(document, base), comfy=pool)}
-
-
-@pytest.fixture
-def comfy(tmp_path: Path) -> Iterator[ComfyTestServer]:
-    server = ComfyTestServer(full_instance(WITH_MODELS), tmp_path / "comfy", faults=Faults(step_seconds=0.002)).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

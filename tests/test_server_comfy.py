@@ -9,18 +9,13 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from reelgraph.comfy_workflows.testserver import ComfyTestServer, Faults
-from reelgraph.tests.comfy_server_fixtures import WITH_MODELS, full_instance
+from reelgraph.comfy_workflows.testserver import ComfyTestServer
 from reelgraph.tests.test_comfy_engine import recipe
-from reelgraph.tests.test_server_support import ServerProcess, start_server, stop_quietly
-
-
-@pytest.fixture
-def comfy(tmp_path: Path) -> Iterator[ComfyTestServer]:
-    server = ComfyTestServer(full_instance(WITH_MODELS), tmp_path / "comfy", faults=Faults(step_seconds=0.002)).start()
-    yield server
-    server.stop()
+from reelgraph.tests.test_server_support import (
+    ServerProcess,
+    start_server,
+    stop_quietly,
+)
 
 
 @pytest.fixture
