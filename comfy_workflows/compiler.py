@@ -599,13 +599,16 @@ def kling_aspect(width: int, height: int) -> str:
     return min(ratios, key=lambda name: abs(math.log(ratios[name] * height / width)))
 
 
-def compile_kling_i2v(params: KlingParams, info: ObjectInfo, *, recipe_node: str, instance: str,
-                      filename_prefix: str = "reelgraph/kling") -> CompiledWorkflow:
-    """Image-to-video by Kling (``KlingImage2VideoNode``); send the Comfy.org key in ``extra_data``."""
-    seconds = next((s for s in KLING_SECONDS if params.seconds <= s + 1e-9), None)
-    if seconds is None:
-        raise _refuse(recipe_node, f"Kling makes clips of at most {KLING_SECONDS[-1]} s; {params.seconds:g} s asked")
-    aspect = kling_aspect(params.width, params.height)
+def kling_seconds(seconds: float, recipe_node: str) -> int:
+    """The API's clip length that covers ``seconds`` (the shortest)."""
+    clip = next((s for s in KLING_SECONDS if seconds <= s + 1e-9), None)
+    if clip is None:
+        raise _refuse(recipe_node, f"Kling makes clips of at most {KLING_SECONDS[-1]} s; {seconds:g} s asked")
+    return clip
+
+
+def _kling(builder: _Builder, params: KlingParams, recipe_node: str, filename_prefix: str) -> dict[str, list[Any]]:
+    """The Kling fragment (its own SaveVideo included); returns its ports (``video``)."""
     values = {
         "image": params.image,
         "prompt": fold_motion(params.prompt, params.motion),
@@ -613,16 +616,48 @@ def compile_kling_i2v(params: KlingParams, info: ObjectInfo, *, recipe_node: str
         "kling_model": params.model,
         "cfg": params.cfg,
         "mode": params.mode,
-        "aspect_ratio": aspect,
-        "duration": str(seconds),
+        "aspect_ratio": kling_aspect(params.width, params.height),
+        "duration": str(kling_seconds(params.seconds, recipe_node)),
         "filename_prefix": filename_prefix,
     }
-    builder = _Builder(info, instance)
-    builder.add("kling_i2v", recipe_node, values, {})
-    compiled = builder.finish()
+    return builder.add("kling_i2v", recipe_node, values, {})
+
+
+def _kling_shape(compiled: CompiledWorkflow, params: KlingParams) -> CompiledWorkflow:
+    seconds = kling_seconds(params.seconds, "")
     compiled.frames, compiled.fps = int(seconds * KLING_FPS), KLING_FPS
-    compiled.width, compiled.height = {"16:9": (1280, 720), "9:16": (720, 1280)}.get(aspect, (960, 960))
+    compiled.width, compiled.height = {"16:9": (1280, 720), "9:16": (720, 1280)}.get(
+        kling_aspect(params.width, params.height), (960, 960))
     return compiled
+
+
+def compile_kling_i2v(params: KlingParams, info: ObjectInfo, *, recipe_node: str, instance: str,
+                      filename_prefix: str = "reelgraph/kling") -> CompiledWorkflow:
+    """Image-to-video by Kling (``KlingImage2VideoNode``); send the Comfy.org key in ``extra_data``."""
+    builder = _Builder(info, instance)
+    _kling(builder, params, recipe_node, filename_prefix)
+    return _kling_shape(builder.finish(), params)
+
+
+def compile_kling_interpolated(params: KlingParams, info: ObjectInfo, *, recipe_node: str, instance: str,
+                               interpolation: Interpolation, filename_prefix: str = "reelgraph/kling",
+                               interpolated_output: VideoOutput = VideoOutput(filename_prefix="reelgraph/interpolated"),
+                               ) -> CompiledWorkflow:
+    """Kling's clip and its frame interpolation in one prompt that saves both (roles ``video`` and
+    ``interpolated``, as ``compile_video_interpolated``): no download and upload of the clip."""
+    if interpolation.multiplier < 2:
+        raise _refuse(recipe_node, "a fused interpolation needs a multiplier of at least 2")
+    builder = _Builder(info, instance)
+    ports = _kling(builder, params, recipe_node, filename_prefix)
+    roles = {node_id: "video" for node_id, node in builder.prompt.items() if node["class_type"] == "SaveVideo"}
+    owner = interpolation.recipe_node or recipe_node
+    frames = builder.add("video_frames", owner, {}, {}, ports)["frames"]
+    frames = _interpolate(builder, info, frames, interpolation, recipe_node)
+    roles |= dict.fromkeys(_output(builder, info, {"frames": frames}, KLING_FPS * interpolation.multiplier,
+                                   interpolated_output, owner), "interpolated")
+    compiled = builder.finish()
+    compiled.roles = {node_id: role for node_id, role in roles.items() if node_id in compiled.output_nodes}
+    return _kling_shape(compiled, params)
 
 
 def compile_interpolation(video: str, fps: float, info: ObjectInfo, *, recipe_node: str, instance: str,

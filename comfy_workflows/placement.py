@@ -10,7 +10,7 @@ crops and retimes locally. A slot longer than a model's longest clip gets the lo
 slowed down to fill it.
 
 **Fusion.** When the engine says (``ctx.downstream``) that a video.interpolate with a ComfyUI
-method will consume a Wan/Hunyuan i2v clip at a higher rate, the i2v compiles one prompt that
+method will consume an i2v clip (Wan, Hunyuan or Kling) at a higher rate, the i2v compiles one prompt that
 generates, saves the clip, interpolates it and saves that too (``compile_video_interpolated``).
 The clip gets video.i2v's post-processing, the interpolated clip video.interpolate's (the same
 ``conform``; slowed down with the clip when the slot is longer than the model's clip), and the
@@ -47,6 +47,7 @@ from ..nodes.types import DownstreamUse, NodeContext, NodeFailure
 from .client import ProgressEvent
 from .compiler import (
     COMFY_ORG_KEY_ENV,
+    KLING_FPS,
     KLING_SECONDS,
     STILL_MODELS,
     VIDEO_MODELS,
@@ -56,12 +57,14 @@ from .compiler import (
     VideoOutput,
     VideoParams,
     compile_interpolation,
+    compile_kling_interpolated,
     compile_kling_i2v,
     compile_still,
     compile_video,
     compile_video_interpolated,
     fit_area,
     frames_for,
+    kling_seconds,
 )
 from .errors import CompileError, ExecutionFailed, PromptRejected
 from .pool import BuildTarget, ComfyJob, ComfyPool, JobResult
@@ -218,13 +221,25 @@ def i2v_interpolated_job(name: str, interpolation_name: str, model: str, image: 
                          seed: int, seconds: float, width: int, height: int, method: str,
                          multiplier: int) -> ComfyJob:
     """video.i2v and the video.interpolate that consumes it as ONE prompt saving both clips
-    (``compiler.compile_video_interpolated``); Wan and Hunyuan only (Kling's clip comes from an API)."""
+    (``compile_video_interpolated``; Kling's through ``compile_kling_interpolated``)."""
     compiled_name = video_model(model)
-    if compiled_name not in VIDEO_MODELS:
-        raise NodeFailure(f"video.i2v model {model!r} cannot share a prompt with its interpolation")
-    request = _video_request(compiled_name, prompt=prompt, hint=CAMERA.get(motion, motion.replace("_", " ")),
-                             seed=seed, seconds=seconds, width=width, height=height)
+    hint = CAMERA.get(motion, motion.replace("_", " "))
     interpolation = Interpolation(multiplier, method, recipe_node=interpolation_name)  # type: ignore[arg-type]
+    if compiled_name == "kling":
+        key = secret(COMFY_ORG_KEY_ENV, "video.i2v model 'kling' (a Comfy.org API node)")
+
+        def build_kling(target: BuildTarget) -> Any:
+            params = KlingParams(prompt, target.inputs["image"], seconds=min(seconds, KLING_SECONDS[-1]), width=width,
+                                 height=height, motion=hint)
+            return compile_kling_interpolated(
+                params, target.info, recipe_node=name, instance=target.instance, interpolation=interpolation,
+                filename_prefix=target.prefix,
+                interpolated_output=VideoOutput(filename_prefix=f"{target.prefix}-interpolated"))
+
+        return ComfyJob(name, build_kling, "kling", {"image": image}, heavy=False,
+                        extra_data={"api_key_comfy_org": key})
+    request = _video_request(compiled_name, prompt=prompt, hint=hint, seed=seed, seconds=seconds, width=width,
+                             height=height)
 
     def build(target: BuildTarget) -> Any:
         return compile_video_interpolated(
@@ -353,9 +368,7 @@ def i2v_contract(model: str, seconds: float, fps: int, width: int, height: int) 
 def fusable_interpolation(ctx: NodeContext, compiled_name: str, fps: int) -> DownstreamUse | None:
     """The downstream video.interpolate of this i2v execution that the same prompt can compute:
     it takes the clip as its ``video``, interpolates on ComfyUI, and raises the rate (a lower rate
-    is decimated locally, as without fusion). None when there is none, or the model is Kling."""
-    if compiled_name not in VIDEO_MODELS:
-        return None
+    is decimated locally, as without fusion). None when there is none."""
     for use in ctx.downstream:
         target = use.inputs.get("fps")
         if not (use.node_type == "video.interpolate" and use.input == "video" and use.output == "video"
@@ -374,11 +387,16 @@ def fused_multiplier(compiled_name: str, seconds: float, fps: int, target_fps: i
     """Frames per generated frame that reach ``target_fps`` once the clip is fitted to the slot:
     the model's clip is interpolated before it is slowed down to fill a longer slot, so the
     slowdown counts too (2..16, as the interpolation nodes allow)."""
-    spec = VIDEO_MODELS[compiled_name]
-    length = frames_for(min(seconds, (spec.max_frames - 1) / spec.fps), spec.fps)
+    if compiled_name == "kling":
+        model_fps = Fraction(KLING_FPS)
+        clip = Fraction(kling_seconds(min(seconds, KLING_SECONDS[-1]), compiled_name))
+    else:
+        spec = VIDEO_MODELS[compiled_name]
+        model_fps = Fraction(spec.fps)
+        clip = Fraction(frames_for(min(seconds, (spec.max_frames - 1) / spec.fps), spec.fps)) / model_fps
     slot = Fraction(frame_count(seconds, fps), fps)  # what the i2v output lasts
-    slowdown = max(Fraction(1), slot / (Fraction(length) / Fraction(spec.fps)))
-    return min(16, max(2, math.ceil(target_fps * slowdown / Fraction(spec.fps))))
+    slowdown = max(Fraction(1), slot / clip)
+    return min(16, max(2, math.ceil(target_fps * slowdown / model_fps)))
 
 
 def _run_fused(ctx: NodeContext, pool: ComfyPool, use: DownstreamUse, start: Path, contract: Contract, *,

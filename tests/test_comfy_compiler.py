@@ -13,12 +13,14 @@ from reelgraph.comfy_workflows.compiler import (
     STILL_MODELS,
     VIDEO_MODELS,
     Interpolation,
+    KlingParams,
     StillParams,
     VideoOutput,
     VideoParams,
     compile_interpolation,
     compile_still,
     compile_video,
+    compile_kling_interpolated,
     compile_video_interpolated,
     fragment_names,
     frames_for,
@@ -239,7 +241,7 @@ def test_fragments_are_all_used_and_valid_json():
     used = {"wan21_t2v", "wan21_i2v", "wan22_14b_t2v", "wan22_14b_i2v", "wan22_14b_t2v_4step", "wan22_14b_i2v_4step",
             "wan22_5b_t2v", "wan22_5b_i2v", "hunyuan_t2v",
             "hunyuan_i2v", "sdxl_still", "flux_still", "rife_vfi", "frame_interpolate", "load_video_core",
-            "load_video_vhs", "save_video", "vhs_video_combine", "save_image", "kling_i2v"}
+            "load_video_vhs", "save_video", "vhs_video_combine", "save_image", "kling_i2v", "video_frames"}
     assert set(fragment_names()) == used
 
 
@@ -318,6 +320,22 @@ def test_fused_generation_and_interpolation_save_both_clips(model):
     with pytest.raises(CompileError, match="multiplier of at least 2"):
         compile_video_interpolated(params(model), full_instance(WITH_MODELS), recipe_node="scene3", instance="gpu-1",
                                    interpolation=Interpolation(1))
+
+
+def test_kling_and_its_interpolation_save_both_clips():
+    """Kling's VIDEO is split into frames and interpolated in the same prompt, which saves both."""
+    for name, method in [(WITH_MODELS, "core"), (WITH_MODELS, "rife")]:
+        info = full_instance(name)
+        compiled = compile_kling_interpolated(
+            KlingParams("waves", "start.png", seconds=4.0, width=720, height=1280), info, recipe_node="scene2",
+            instance="gpu-1", interpolation=Interpolation(2, method=method, recipe_node="smooth[2]"))
+        assert [str(e) for e in validate_workflow(compiled.prompt, info, check_steps=True)] == []
+        by_role = {role: node_id for node_id, role in compiled.roles.items()}
+        assert set(by_role) == {"video", "interpolated"} and set(compiled.roles) == set(compiled.output_nodes)
+        assert compiled.node_map[by_role["video"]] == "scene2" and compiled.node_map[by_role["interpolated"]] == "smooth[2]"
+        assert _saved_fps(compiled, by_role["interpolated"]) == 48.0
+        assert (compiled.frames, compiled.fps, compiled.width, compiled.height) == (120, 24.0, 720, 1280)
+        assert sum(n["class_type"] == "KlingImage2VideoNode" for n in compiled.prompt.values()) == 1
 
 
 def _saved_fps(compiled, node_id: str) -> float:

@@ -404,6 +404,26 @@ def test_i2v_and_its_interpolation_run_as_one_prompt(engine, comfy, tmp_path):
         assert len(history(comfy.url)) == 1
 
 
+def test_a_kling_clip_and_its_interpolation_run_as_one_prompt(engine, comfy, tmp_path, monkeypatch):
+    """Kling's clip is interpolated in the prompt that asks the API for it: no download and upload."""
+    monkeypatch.setenv("COMFY_ORG_API_KEY", "comfyui-test-key")
+    document = interpolated("kling")
+    document["outputs"] |= {"how": {"link": ["smooth", "placement"]}}
+    with pool_of(comfy) as pool:
+        result = run(engine, document, tmp_path, comfy=pool)
+        assert result.status == "succeeded", result.failures
+        assert (executed(result, "motion"), executed(result, "smooth")) == ([0], [0])
+        [entry] = history(comfy.url).values()
+    classes = [n["class_type"] for n in entry["prompt"][2].values()]
+    assert classes.count("KlingImage2VideoNode") == 1 and "RIFE VFI" in classes and classes.count("SaveVideo") == 2
+    written = export_outputs(result.outputs, tmp_path / "out", engine.store)
+    smooth = probe(written["smooth"][0])
+    assert (smooth["width"], smooth["height"], smooth["r_frame_rate"], int(smooth["nb_read_frames"])) == \
+        (64, 112, "20/1", 10)
+    how = json.loads(Path(written["how"][0]).read_text())
+    assert (how["method"], how["multiplier"], how["fused_with"]) == ("rife", 2, "motion[0]")
+
+
 def test_without_the_interpolation_pack_the_i2v_runs_alone(engine, tmp_path):
     """The fused prompt cannot compile where RIFE VFI is missing: the i2v runs by itself, and the
     interpolate node fails with its own refusal; nothing of the pair is lost."""
