@@ -1,13 +1,14 @@
 """The versions that decide a ComfyUI-placed execution's result, for its cache key.
 
-A node type with a ComfyUI placement (video.i2v, image.generate, video.interpolate) carries the
-digest of every fragment and model table in its environment (``compiler.templates_fingerprint``),
-but what ComfyUI then does with the workflow depends on the instance: its ComfyUI version and
-the custom-node packs the workflow uses. :func:`fingerprint_for` gives such a type the
-``NodeType.fingerprint`` hook that adds them, only for executions that go to ComfyUI (a
-``kenburns`` i2v or a ``blend`` interpolation keeps its key):
+An execution of a node type with a ComfyUI placement (video.i2v, image.generate,
+video.interpolate) that goes to ComfyUI depends on the workflow the compiler makes (the digest of
+every fragment and model table, ``compiler.templates_fingerprint``) and on the instance: its
+ComfyUI version and the custom-node packs the workflow uses. :func:`fingerprint_for` gives such a
+type the ``NodeType.fingerprint`` hook that adds both, only for executions that go to ComfyUI (a
+``kenburns`` i2v or a ``blend`` interpolation keeps its key when a fragment or an instance changes):
 
-``{"ComfyUI versions": [{"comfyui": "0.26.0", "packs": {"ComfyUI-Frame-Interpolation": "<digest>"}}]}``
+``{"ComfyUI workflow templates": "<digest>",
+"ComfyUI versions": [{"comfyui": "0.26.0", "packs": {"ComfyUI-Frame-Interpolation": "<digest>"}}]}``
 
 * ``comfyui`` is what ``/system_stats`` reports; a pack is identified by the digest of the
   ``/object_info`` schemas of its classes that the compiled workflow uses (the only trace of a
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from .pool import ComfyPool
 
 LABEL = "ComfyUI versions"  # reads as the subject of "changed" in `reelgraph plan`
+TEMPLATES_LABEL = "ComfyUI workflow templates"
 _POOL: ContextVar[ComfyPool | None] = ContextVar("reelgraph_comfy_key_pool", default=None)
 
 
@@ -72,6 +74,7 @@ def group_fingerprint(class_types: frozenset[str]) -> Callable[[Mapping[str, Any
 
 def execution_versions(type_id: str, inputs: Mapping[str, Any], pool: ComfyPool | None) -> dict[str, Any]:
     """``{LABEL: [...]}`` for an execution that goes to ComfyUI, ``{}`` for one that runs locally."""
+    from .compiler import templates_fingerprint
     from .placement import job_for_node  # lazy: node types import this module
 
     try:
@@ -80,4 +83,4 @@ def execution_versions(type_id: str, inputs: Mapping[str, Any], pool: ComfyPool 
         return {}
     if job is None:
         return {}
-    return {LABEL: pool.versions(job) if pool is not None else []}
+    return {TEMPLATES_LABEL: templates_fingerprint(), LABEL: pool.versions(job) if pool is not None else []}

@@ -15,6 +15,7 @@ import ffmpeg
 import pytest
 import requests
 from PIL import Image
+from reelgraph.comfy_workflows import compiler
 from reelgraph.comfy_workflows.errors import Interrupted
 from reelgraph.comfy_workflows.instances import ManagedInstance, Supervisor
 from reelgraph.comfy_workflows.placement import i2v_job
@@ -402,6 +403,19 @@ def test_i2v_and_its_interpolation_run_as_one_prompt(engine, comfy, tmp_path):
         again = run(engine, document, tmp_path, comfy=pool)
         assert again.status == "succeeded" and {e.status for e in again.executions} == {"cached"}
         assert len(history(comfy.url)) == 1
+
+
+def test_a_workflow_template_edit_reruns_only_what_runs_on_comfyui(engine, comfy, tmp_path, monkeypatch):
+    """The fragments' digest keys ComfyUI executions only: a local Ken Burns clip of the same
+    node type stays cached when a fragment changes."""
+    document = interpolated()
+    with pool_of(comfy) as pool:
+        assert run(engine, document, tmp_path, comfy=pool).status == "succeeded"
+        monkeypatch.setattr(compiler, "templates_fingerprint", lambda: "an edited fragment")
+        planned = {(e.node, e.status, e.reason) for e in _plan_keyed(engine, document, tmp_path, pool)}
+    assert ("local", "cached", "inputs unchanged") in planned
+    assert ("motion", "run", "ComfyUI workflow templates changed") in planned
+    assert ("smooth", "waits", "its key depends on the new output of 'motion'") in planned
 
 
 def test_a_kling_clip_and_its_interpolation_run_as_one_prompt(engine, comfy, tmp_path, monkeypatch):

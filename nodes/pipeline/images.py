@@ -232,9 +232,7 @@ def image_search(ctx: NodeContext, query: str, provider: str, folder: str, width
 
 
 def _generate_environment() -> dict[str, Any]:
-    from ...comfy_workflows.compiler import templates_fingerprint  # lazy: node import stays cheap
-
-    return {"pillow": PIL.__version__, "comfy_templates": templates_fingerprint()}
+    return {"pillow": PIL.__version__}  # the templates key ComfyUI executions only (``fingerprint_for``)
 
 
 @node_type(

@@ -71,15 +71,9 @@ def _num(value: float) -> str:
 
 
 def _environment() -> dict[str, Any]:
-    from ...comfy_workflows.compiler import templates_fingerprint  # lazy: node import stays cheap
-
-    return {**ffmpeg_environment(), "pillow": PIL.__version__, "comfy_templates": templates_fingerprint()}
-
-
-def _interpolate_environment() -> dict[str, Any]:
-    from ...comfy_workflows.compiler import templates_fingerprint
-
-    return {**ffmpeg_environment(), "comfy_templates": templates_fingerprint()}
+    # The ComfyUI workflow templates enter the keys of executions that go to ComfyUI only
+    # (``fingerprint_for``): editing a fragment never reruns a Ken Burns clip.
+    return {**ffmpeg_environment(), "pillow": PIL.__version__}
 
 
 _PLACEMENT = Port("placement", "json", description="where it ran: local, or the ComfyUI instance, its version, "
@@ -208,7 +202,7 @@ _INTERPOLATIONS = ("minterpolate", "blend", "duplicate")
     ],
     outputs=[Port("video", "video", description="same duration, round(duration*fps) frames"), _PLACEMENT],
     resources={"ffmpeg": 1},
-    environment=_interpolate_environment,
+    environment=ffmpeg_environment,
     fingerprint=fingerprint_for("video.interpolate"),
 )
 def interpolate(ctx: NodeContext, video: Path, fps: int, method: str) -> dict[str, Any]:
