@@ -343,8 +343,10 @@ class _Converter:
         names = [str(i.get("name")) for i in definition.get("inputs") or []]
         proxy = (instance.get("properties") or {}).get("proxyWidgets")
         if isinstance(proxy, list) and proxy:
+            # A null value is a promoted widget that saved nothing of its own: the frontend then
+            # shows (and runs) the interior widget's value (proxyWidget onConfigure skips nulls).
             for entry, value in zip(proxy, values):
-                if not (isinstance(entry, list) and len(entry) == 2):
+                if not (isinstance(entry, list) and len(entry) == 2) or value is None:
                     continue
                 node, widget = str(entry[0]), str(entry[1])
                 if node == "-1":

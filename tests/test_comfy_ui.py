@@ -421,7 +421,7 @@ def test_promoted_subgraph_widgets_follow_the_frontend():
     """SubgraphNode: only inputs that end on an inner widget are promoted; the instance's values
     fill them in order, skipping the control_after_generate value a longer list carries; a
     socket fed by a promoted input without an outer link gets the promoted widget's value,
-    which is the inner widget's own when the instance holds none (proxyWidgets files)."""
+    which is the inner widget's own when the instance holds none or null (proxyWidgets files)."""
     prompt = ui_to_api(promoted_graph([640, 7, "fixed", 480]), info26())
     assert prompt["20:1"]["inputs"] == {"width": 640, "height": 480, "batch_size": 1}
     assert prompt["20:4"]["inputs"] == {"noise_seed": 7}
@@ -430,6 +430,11 @@ def test_promoted_subgraph_widgets_follow_the_frontend():
     proxied = ui_to_api(promoted_graph([], [["1", "width"], ["4", "noise_seed"], ["1", "height"]]), info26())
     assert proxied["20:2"]["inputs"] == {"source": 1024} and proxied["20:4"]["inputs"] == {"noise_seed": 3}
     assert proxied["20:1"]["inputs"] == {"width": 1024, "height": 768, "batch_size": 1}
+    # a promoted widget saved as null holds no value of its own: the inner widget's value runs
+    # (the frontend skips nulls when it configures promoted widgets)
+    nulls = ui_to_api(promoted_graph([None, 9], [["4", "noise_seed"], ["1", "height"]]), info26())
+    assert nulls["20:4"]["inputs"] == {"noise_seed": 3} and nulls["20:1"]["inputs"]["height"] == 9
+    assert validate_workflow(nulls, info26()) == []
 
 
 def test_a_missing_dynamic_combo_gets_its_first_option():
