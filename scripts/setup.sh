@@ -2,7 +2,9 @@
 # Installs what reelgraph needs on a fresh Debian machine, skipping what is already there:
 #   apt: ffmpeg, espeak-ng (offline voice), DejaVu fonts (subtitles); with --tests also chromium
 #        (the ComfyUI frontend screenshot test)
-#   .venv: the package, editable; with --tests also its test extras.
+#   .venv: the package, editable; with --tests also its test extras, and the official workflow
+#          templates of ComfyUI 0.26's era (the conformance target's set) under
+#          .venv/template-sets/, beside the current release the extras pin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,3 +33,10 @@ fi
 TARGET="."
 if [ "$TESTS" = 1 ]; then TARGET=".[test]"; fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e "$TARGET"
+if [ "$TESTS" = 1 ]; then
+    ERA_TEMPLATES=.venv/template-sets/comfyui-workflow-templates-json-0.1.0  # tests/test_comfy_templates.py
+    if [ ! -d "$ERA_TEMPLATES/comfyui_workflow_templates_json" ]; then
+        .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --target "$ERA_TEMPLATES" \
+            comfyui-workflow-templates-json==0.1.0
+    fi
+fi
