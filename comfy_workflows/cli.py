@@ -307,7 +307,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def _lacks(messages: list[str], family: str, manifest: Any) -> tuple[list[str], str]:
     """Short items for what a compile refusal names, and how to get the model files."""
-    from .provision import unverified_note
+    from .provision import unpinned_note
 
     items: list[str] = []
     groups: list[str] = []
@@ -327,7 +327,7 @@ def _lacks(messages: list[str], family: str, manifest: Any) -> tuple[list[str], 
     if groups:
         wanted = " ".join(f"--model {g}" for g in dict.fromkeys(groups))
         hint = f"get {'it' if len(groups) == 1 else 'them'} with `reelgraph comfy provision --path COMFYUI_DIR {wanted}`"
-        if note := unverified_note(known):
+        if note := unpinned_note(known):
             hint += f"; {note}"
     return items, hint
 

@@ -1,6 +1,7 @@
 """Provisioning a ComfyUI checkout from ``manifest.toml``: ComfyUI and custom-node packs at pinned
 commits (git), their Python requirements (pip, in the instance's interpreter), and model files
-(downloaded with resume, then checked against the manifest's size and sha256 where it has them).
+(downloaded with resume, then checked against the manifest's size and sha256, or, for a file the
+manifest does not pin, against the size and sha256 its server publishes, as Hugging Face does).
 
 :func:`plan` only looks at the disk and says what :func:`provision` would do (``--dry-run``).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tomllib
@@ -57,13 +59,48 @@ class ModelFile:
         return bool(self.size and self.sha256)
 
 
-def unverified_note(models: Sequence[ModelFile]) -> str:
-    """One plain sentence naming the files whose downloads cannot be checked ('' if none)."""
+def unpinned_note(models: Sequence[ModelFile]) -> str:
+    """One plain sentence naming the files the manifest does not pin ('' if none)."""
     names = [m.file for m in models if not m.verified]
     if not names:
         return ""
-    return (f"not verified (the manifest has no size and sha256 for them): {', '.join(names)}; "
-            "their downloads are not checked")
+    return (f"not pinned (the manifest has no size and sha256 for them): {', '.join(names)}; "
+            "provision checks them against the size and sha256 their server publishes, or warns")
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a server publishes about a file before sending it."""
+
+    size: int
+    sha256: str
+
+
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def published_checksum(url: str, timeout: float = 30.0) -> Published | None:
+    """The size and sha256 the server publishes for ``url``, or None. Hugging Face answers a HEAD
+    on a ``resolve`` URL, before redirecting to its CDN, with ``X-Linked-Size`` and
+    ``X-Linked-Etag``: the Git LFS object's size and id, which is the file's sha256 (a non-LFS file
+    has a 40-digit Git blob id there, which is no sha256 of the file, and is not used)."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        return None
+    headers = {"Accept-Encoding": "identity", **_auth(url)}
+    try:
+        response = requests.head(url, headers=headers, allow_redirects=False, timeout=timeout)
+    except requests.RequestException:
+        return None
+    etag = (response.headers.get("X-Linked-Etag") or "").removeprefix("W/").strip('"').lower()
+    size = response.headers.get("X-Linked-Size") or ""
+    if response.status_code >= 400 or not SHA256_HEX.fullmatch(etag) or not size.isdigit() or int(size) <= 0:
+        return None
+    return Published(int(size), etag)
+
+
+def _auth(url: str) -> dict[str, str]:
+    token = os.environ.get("HF_TOKEN", "").strip()
+    return {"Authorization": f"Bearer {token}"} if token and urlsplit(url).hostname == "huggingface.co" else {}
 
 
 @dataclass(frozen=True)
@@ -134,7 +171,7 @@ def plan(manifest: Manifest, path: Path, models: Sequence[ModelFile], *, python:
         steps += _plan_repo(repo, path, python, deps)
     for model in models:
         steps.append(_plan_model(model, path))
-    if note := unverified_note(models):
+    if note := unpinned_note(models):
         steps.append(Step("warn", "model files", note))
     return steps
 
@@ -179,7 +216,7 @@ def _plan_repo(repo: Repo, path: Path, python: str, deps: bool) -> list[Step]:
 
 def _plan_model(model: ModelFile, path: Path) -> Step:
     target = path / model.relative
-    size = f"{model.size:,} bytes" if model.verified else "unverified: no size and sha256 in the manifest"
+    size = f"{model.size:,} bytes" if model.verified else "not pinned in the manifest"
     if target.is_file():
         if model.size and target.stat().st_size != model.size:
             return Step("download", model.relative, f"present with the wrong size; again from {model.url} ({size})")
@@ -201,10 +238,15 @@ def provision(manifest: Manifest, path: Path, models: Sequence[ModelFile], *, py
     done: list[Step] = []
     for repo in (manifest.comfyui, *manifest.custom_nodes):
         done += _install_repo(repo, path, python, deps, log)
+    unchecked = []
     for model in models:
-        done.append(_install_model(model, path, log))
-    if note := unverified_note(models):
-        log(str(Step("warn", "model files", note)))
+        step, checked = install_model(model, path, log)
+        done.append(step)
+        if not checked:
+            unchecked.append(model.file)
+    if unchecked:
+        log(str(Step("warn", "model files", f"not checked (no size and sha256 in the manifest, none published by "
+                                            f"their server): {', '.join(unchecked)}")))
     return done
 
 
@@ -236,22 +278,32 @@ def _checkout(target: Path, commit: str) -> None:
     _git(["-c", "advice.detachedHead=false", "checkout", "--quiet", commit], cwd=target)
 
 
-def _install_model(model: ModelFile, path: Path, log: Log) -> Step:
+def install_model(model: ModelFile, path: Path, log: Log) -> tuple[Step, bool]:
+    """Installs one file; returns the step and whether the file was checked against a sha256."""
     target = path / model.relative
-    if target.is_file() and (not model.size or target.stat().st_size == model.size):
-        if model.sha256 and file_sha256(target) != model.sha256:
+    size, sha256 = model.size, model.sha256
+    published = None if model.verified else published_checksum(model.url)
+    if published is not None:
+        size, sha256 = size or published.size, sha256 or published.sha256
+    if target.is_file() and (not size or target.stat().st_size == size):
+        if sha256 and file_sha256(target) != sha256:
             log(f"download {model.relative}: present but its sha256 differs; fetching again")
             target.unlink()
         else:
-            step = Step("ok", model.relative, "present" + ("" if model.sha256 else " (no sha256 in the manifest)"))
+            step = Step("ok", model.relative, "present" + ("" if sha256 else " (not checked: no sha256 known)"))
             log(str(step))
-            return step
+            return step, bool(sha256)
     step = _plan_model(model, path)
     log(str(step))
-    download(model.url, target, size=model.size, sha256=model.sha256)
-    if not model.sha256:
-        log(f"warn     {model.relative}: no sha256 in the manifest; the download is not verified")
-    return step
+    by = "the manifest" if model.verified or published is None else "its server"
+    download(model.url, target, size=size, sha256=sha256, expected_by=by)
+    if published is not None:
+        # the server's word at download time, not a pin: print it so the manifest can pin it
+        log(f"note     {model.relative}: checked against the size and sha256 its server publishes; to pin them "
+            f"in the manifest: size = {published.size}, sha256 = \"{published.sha256}\"")
+    elif not sha256:
+        log(f"warn     {model.relative}: no sha256 in the manifest and none published; the download is not checked")
+    return step, bool(sha256)
 
 
 def file_sha256(path: Path) -> str:
@@ -262,9 +314,11 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, target: Path, *, size: int = 0, sha256: str = "", timeout: float = 60.0) -> None:
+def download(url: str, target: Path, *, size: int = 0, sha256: str = "", timeout: float = 60.0,
+             expected_by: str = "the manifest") -> None:
     """Fetch ``url`` to ``target`` through ``target.part``, resuming a partial file with an HTTP
-    Range request (or a seek, for ``file://``); the size and sha256 are checked when known."""
+    Range request (or a seek, for ``file://``); the size and sha256 are checked when known
+    (``expected_by`` says whose they are, for the message)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     have = partial.stat().st_size if partial.is_file() else 0
@@ -279,10 +333,10 @@ def download(url: str, target: Path, *, size: int = 0, sha256: str = "", timeout
     got = partial.stat().st_size
     if size and got != size:
         partial.unlink()
-        raise ProvisionError(f"{url}: got {got:,} bytes, the manifest says {size:,}; the partial file was removed")
+        raise ProvisionError(f"{url}: got {got:,} bytes, {expected_by} says {size:,}; the partial file was removed")
     if sha256 and (actual := file_sha256(partial)) != sha256.lower():
         partial.unlink()
-        raise ProvisionError(f"{url}: sha256 {actual} does not match the manifest's {sha256}; the file was removed")
+        raise ProvisionError(f"{url}: sha256 {actual} does not match the one {expected_by} gives, {sha256}; the file was removed")
     partial.replace(target)
 
 
@@ -296,10 +350,7 @@ def _copy_local(source: Path, partial: Path, have: int) -> None:
 
 
 def _fetch(url: str, partial: Path, have: int, timeout: float) -> None:
-    headers = {"Range": f"bytes={have}-"} if have else {}
-    token = os.environ.get("HF_TOKEN", "").strip()
-    if token and urlsplit(url).hostname == "huggingface.co":
-        headers["Authorization"] = f"Bearer {token}"
+    headers = {**_auth(url), **({"Range": f"bytes={have}-"} if have else {})}
     try:
         with requests.get(url, headers=headers, stream=True, timeout=timeout) as response:
             if response.status_code == 416 and have:  # nothing after what we have: already complete

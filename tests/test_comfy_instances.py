@@ -27,7 +27,14 @@ from reelgraph.comfy_workflows.instances import (
 )
 from reelgraph.comfy_workflows.placement import i2v_job
 from reelgraph.comfy_workflows.pool import ComfyPool
-from reelgraph.comfy_workflows.provision import ProvisionError, download, load_manifest
+from reelgraph.comfy_workflows.provision import (
+    ProvisionError,
+    Published,
+    install_model,
+    download,
+    load_manifest,
+    published_checksum,
+)
 from reelgraph.comfy_workflows.testserver import ComfyTestServer
 from reelgraph.tests.comfy_server_fixtures import (
     NO_MODELS,
@@ -262,26 +269,50 @@ def test_provision_dry_run_prints_the_plan(cli, tmp_path):
     assert any(line.startswith("download models/text_encoders/llava_llama3_fp8_scaled.safetensors: ")
                and "(9,091,392,483 bytes)" in line for line in hunyuan)
     assert any(line.startswith("download models/vae/hunyuan_video_vae_bf16.safetensors: ")
-               and "unverified: no size and sha256 in the manifest" in line for line in hunyuan)
+               and "not pinned in the manifest" in line for line in hunyuan)
     assert hunyuan[-1] == (
-        "warn     model files: not verified (the manifest has no size and sha256 for them): "
+        "warn     model files: not pinned (the manifest has no size and sha256 for them): "
         "hunyuan_video_v2_replace_image_to_video_720p_bf16.safetensors, clip_l.safetensors, "
-        "hunyuan_video_vae_bf16.safetensors, llava_llama3_vision.safetensors; their downloads are not checked")
+        "hunyuan_video_vae_bf16.safetensors, llava_llama3_vision.safetensors; provision checks them against "
+        "the size and sha256 their server publishes, or warns")
     assert not target.exists()  # a dry run touches nothing
     assert "no such model group" in cli("comfy", "provision", "--path", str(target), "--model", "nope",
                                         "--dry-run", check_code=2).stderr
 
 
 class RangeServer:
-    """Serves one file over HTTP with Range support; records the Range headers it saw."""
+    """Serves one file over HTTP with Range support; records the Range headers it saw. With
+    ``published`` headers it answers like Hugging Face's resolve URL: a HEAD or GET on it is a 302
+    to the CDN path, carrying those headers (X-Linked-Size, X-Linked-Etag)."""
 
-    def __init__(self, payload: bytes) -> None:
+    def __init__(self, payload: bytes, published: dict[str, str] | None = None) -> None:
         self.payload = payload
         self.ranges: list[str | None] = []
+        self.heads = 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            def _redirected(self) -> bool:
+                if published is None or self.path != "/models/test.safetensors":
+                    return False
+                self.send_response(302)
+                self.send_header("Location", "/cdn/blob")
+                for name, value in published.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return True
+
+            def do_HEAD(self) -> None:
+                outer.heads += 1
+                if not self._redirected():
+                    self.send_response(405)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+
             def do_GET(self) -> None:
+                if self._redirected():
+                    return
                 wanted = self.headers.get("Range")
                 outer.ranges.append(wanted)
                 start = int(wanted.split("=")[1].split("-")[0]) if wanted else 0
@@ -323,7 +354,7 @@ def test_download_resumes_and_verifies(tmp_path):
         assert not target.with_name("test.safetensors.part").exists()
 
         bad = tmp_path / "bad.safetensors"
-        with pytest.raises(ProvisionError, match="sha256 .* does not match the manifest's 00+; the file was removed"):
+        with pytest.raises(ProvisionError, match="sha256 .* does not match the one the manifest gives, 0+; the file was removed"):
             download(server.url, bad, sha256="0" * 64)
         assert not bad.exists() and not bad.with_name("bad.safetensors.part").exists()
         with pytest.raises(ProvisionError, match="got 300,000 bytes, the manifest says 5"):
@@ -337,6 +368,78 @@ def test_download_resumes_and_verifies(tmp_path):
         assert copied.read_bytes() == payload
     finally:
         server.close()
+
+
+def unpinned_manifest(path: Path, url: str) -> Path:
+    path.write_text(f"""
+schema = 1
+[comfyui]
+repo = "https://example.invalid/ComfyUI.git"
+commit = "0000000"
+[[models]]
+file = "test.safetensors"
+dir = "models/checkpoints"
+url = "{url}"
+for = ["test-model"]
+""")
+    return path
+
+
+@pytest.mark.parametrize("case", ["published", "published wrong", "not published"])
+def test_provision_checks_an_unpinned_file_against_what_its_server_publishes(tmp_path, case):
+    """A file the manifest does not pin is checked against the LFS size and sha256 a Hugging
+    Face-style server sends on a HEAD of its resolve URL, and the values to pin are printed; a
+    server whose file does not match fails the step and keeps nothing; one that publishes nothing
+    gets a warning naming the file."""
+    payload = os.urandom(40_000)
+    digest = hashlib.sha256(payload).hexdigest()
+    published = {"published": {"X-Linked-Size": str(len(payload)), "X-Linked-Etag": f'"{digest}"'},
+                 "published wrong": {"X-Linked-Size": str(len(payload)), "X-Linked-Etag": f'"{"ab" * 32}"'},
+                 "not published": {"ETag": '"a-git-blob-id-is-no-sha256"'}}[case]
+    server = RangeServer(payload, published)
+    manifest = load_manifest(unpinned_manifest(tmp_path / "manifest.toml", server.url))
+    target = tmp_path / "ComfyUI"
+    logged: list[str] = []
+    try:
+        assert not manifest.models[0].verified
+        if case == "published wrong":
+            with pytest.raises(ProvisionError, match=f"sha256 {digest} does not match the one its server gives, "
+                                                     f"(ab)+; the file was removed"):
+                install_model(manifest.models[0], target, logged.append)
+            assert not any((target / "models" / "checkpoints").iterdir())  # neither the file nor a .part
+            return
+        step, checked = install_model(manifest.models[0], target, logged.append)
+        assert (target / "models" / "checkpoints" / "test.safetensors").read_bytes() == payload
+        assert server.heads == 1 and step.kind == "download"
+        if case == "published":
+            assert checked and logged[-1] == (
+                "note     models/checkpoints/test.safetensors: checked against the size and sha256 its server "
+                f'publishes; to pin them in the manifest: size = {len(payload)}, sha256 = "{digest}"')
+            # present now: checked again against the published sha256, not fetched again
+            again, checked = install_model(manifest.models[0], target, logged.append)
+            assert again.kind == "ok" and checked and server.ranges == [None]
+        else:
+            assert not checked and logged[-1] == ("warn     models/checkpoints/test.safetensors: no sha256 in the "
+                                                  "manifest and none published; the download is not checked")
+    finally:
+        server.close()
+
+
+def test_published_checksum_reads_only_an_lfs_sha256(tmp_path):
+    payload = b"x" * 10
+    for headers, expected in [
+        ({"X-Linked-Size": "10", "X-Linked-Etag": f'W/"{"C" * 64}"'}, Published(10, "c" * 64)),
+        ({"X-Linked-Size": "10", "X-Linked-Etag": '"0123456789abcdef0123456789abcdef01234567"'}, None),  # git sha1
+        ({"X-Linked-Etag": f'"{"c" * 64}"'}, None),  # no size
+        ({"X-Linked-Size": "0", "X-Linked-Etag": f'"{"c" * 64}"'}, None),
+    ]:
+        server = RangeServer(payload, headers)
+        try:
+            assert published_checksum(server.url) == expected, headers
+        finally:
+            server.close()
+    assert published_checksum((tmp_path / "local.bin").as_uri()) is None
+    assert published_checksum("http://127.0.0.1:9/nothing-listens-here", timeout=2) is None
 
 
 def _git(*args: str, cwd: Path) -> str:
