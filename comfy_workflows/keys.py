@@ -20,7 +20,9 @@ type the ``NodeType.fingerprint`` hook that adds both, only for executions that 
   versions could have come from either, so it is reused only under the same mix and nothing
   is attributed to a single version it may not have had.
 * Instances are those of the pool the keys are computed for (:func:`keys_from`); an instance
-  that never answered contributes nothing until it does.
+  that never answered contributes nothing until it does. With no pool, or none of its instances
+  ever answering, the instances the home last ran on stand in (``seen.py``), so results made
+  there are still reused; what must run still needs a live instance.
 
 The engine calls the hook with the execution's scalar inputs only, so the pool reaches it through
 :func:`keys_from`, bound around planning and running by whoever holds the pool.
@@ -31,32 +33,51 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from functools import cache
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from .pool import ComfyPool
+    from .pool import ComfyJob, ComfyPool
 
 LABEL = "ComfyUI versions"  # reads as the subject of "changed" in `reelgraph plan`
 TEMPLATES_LABEL = "ComfyUI workflow templates"
-_POOL: ContextVar[ComfyPool | None] = ContextVar("reelgraph_comfy_key_pool", default=None)
+
+
+class VersionSource(Protocol):
+    """Instances to take versions from: a live pool, or the ones last seen (``seen.py``)."""
+
+    def versions(self, job: ComfyJob) -> list[dict[str, Any]]: ...
+
+    def class_versions(self, class_types: frozenset[str]) -> list[dict[str, Any]]: ...
+
+
+SeenLoader = Callable[[], VersionSource | None]
+_SOURCES: ContextVar[tuple[ComfyPool | None, SeenLoader]] = ContextVar(
+    "reelgraph_comfy_key_sources", default=(None, lambda: None))
 
 
 @contextmanager
-def keys_from(pool: ComfyPool | None) -> Iterator[None]:
+def keys_from(pool: ComfyPool | None, seen: SeenLoader | None = None) -> Iterator[None]:
     """Key ComfyUI-placed executions with ``pool``'s versions within this block (this thread, or
-    this context). Keys are computed by the thread that plans or runs, so bind it there."""
-    token = _POOL.set(pool)
+    this context); while no instance of it has answered, with ``seen()``'s (loaded once, when
+    first needed). Keys are computed by the thread that plans or runs, so bind it there."""
+    token = _SOURCES.set((pool, cache(seen or (lambda: None))))
     try:
         yield
     finally:
-        _POOL.reset(token)
+        _SOURCES.reset(token)
+
+
+def _source() -> VersionSource | None:
+    pool, seen = _SOURCES.get()
+    return pool if pool is not None and pool.known() else seen()
 
 
 def fingerprint_for(type_id: str) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     """The ``NodeType.fingerprint`` hook of a node type with a ComfyUI placement."""
 
     def fingerprint(inputs: Mapping[str, Any]) -> dict[str, Any]:
-        return execution_versions(type_id, inputs, _POOL.get())
+        return execution_versions(type_id, inputs, _source)
 
     return fingerprint
 
@@ -66,14 +87,16 @@ def group_fingerprint(class_types: frozenset[str]) -> Callable[[Mapping[str, Any
     versions, from the instances that have all of its classes."""
 
     def fingerprint(_inputs: Mapping[str, Any]) -> dict[str, Any]:
-        pool = _POOL.get()
-        return {LABEL: pool.class_versions(class_types) if pool is not None else []}
+        source = _source()
+        return {LABEL: source.class_versions(class_types) if source is not None else []}
 
     return fingerprint
 
 
-def execution_versions(type_id: str, inputs: Mapping[str, Any], pool: ComfyPool | None) -> dict[str, Any]:
-    """``{LABEL: [...]}`` for an execution that goes to ComfyUI, ``{}`` for one that runs locally."""
+def execution_versions(type_id: str, inputs: Mapping[str, Any],
+                       source: Callable[[], VersionSource | None]) -> dict[str, Any]:
+    """``{LABEL: [...]}`` for an execution that goes to ComfyUI, ``{}`` for one that runs locally
+    (``source`` is asked only then: the last seen instances are read only when needed)."""
     from .compiler import templates_fingerprint
     from .placement import job_for_node  # lazy: node types import this module
 
@@ -83,4 +106,5 @@ def execution_versions(type_id: str, inputs: Mapping[str, Any], pool: ComfyPool 
         return {}
     if job is None:
         return {}
-    return {TEMPLATES_LABEL: templates_fingerprint(), LABEL: pool.versions(job) if pool is not None else []}
+    versions = source()
+    return {TEMPLATES_LABEL: templates_fingerprint(), LABEL: versions.versions(job) if versions is not None else []}

@@ -259,36 +259,16 @@ class ComfyPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def known(self) -> list[Known]:
+        """Every instance whose schemas the pool has read (down ones included: their results stand)."""
+        with self._s.cond:
+            return [(i.name, i.info, i.version) for i in self._s.instances if i.info is not None]
+
     def versions(self, job: ComfyJob) -> list[dict[str, Any]]:
-        """What decides the job's result on each instance that could run it, besides the workflow:
-        the ComfyUI version and, per custom-node pack the compiled workflow uses, a digest of the
-        ``/object_info`` schemas of those classes. Distinct entries, sorted (see ``keys.py``)."""
-
-        def classes(info: ObjectInfo, name: str) -> set[str] | None:
-            try:
-                compiled = job.build(BuildTarget(info, name, _STAND_IN_UPLOADS, "reelgraph/versions/out"))
-            except CompileError:
-                return None  # this instance cannot run it, so it cannot have made the result
-            return {n["class_type"] for n in compiled.prompt.values()}
-
-        return self._versions(classes)
+        return job_versions(self.known(), job)
 
     def class_versions(self, class_types: frozenset[str]) -> list[dict[str, Any]]:
-        """``versions`` for a workflow of known classes (a recipe's own ComfyUI nodes): the
-        instances that have every one of them."""
-        return self._versions(lambda info, _name: set(class_types) if class_types <= set(info) else None)
-
-    def _versions(self, classes_on: Callable[[ObjectInfo, str], set[str] | None]) -> list[dict[str, Any]]:
-        with self._s.cond:
-            known = [(i.name, i.info, i.version) for i in self._s.instances if i.info is not None]
-        entries: dict[str, dict[str, Any]] = {}
-        for name, info, version in known:
-            used = classes_on(info, name)
-            if used is None:
-                continue
-            entry = {"comfyui": version, "packs": _pack_digests(info, used)}
-            entries[json.dumps(entry, sort_keys=True)] = entry
-        return [entries[k] for k in sorted(entries)]
+        return class_set_versions(self.known(), class_types)
 
     def stats(self) -> dict[str, dict[str, Any]]:
         with self._s.cond:
@@ -583,7 +563,44 @@ class ComfyPool:
 
 
 # Upload names stand in for real uploads where a job is compiled only to see what it would use.
+# ---------------------------------------------------------------------------------------------
+# versions (keys.py): from any set of instances, live (the pool) or last seen (seen.py)
+
+Known = tuple[str, ObjectInfo, str]  # an instance's name, schemas and ComfyUI version
 _STAND_IN_UPLOADS = {"image": "reelgraph/versions/image.png", "video": "reelgraph/versions/video.mp4"}
+
+
+def job_versions(known: Sequence[Known], job: ComfyJob) -> list[dict[str, Any]]:
+    """What decides the job's result on each instance that could run it, besides the workflow:
+    the ComfyUI version and, per custom-node pack the compiled workflow uses, a digest of the
+    ``/object_info`` schemas of those classes. Distinct entries, sorted (see ``keys.py``)."""
+
+    def classes(info: ObjectInfo, name: str) -> set[str] | None:
+        try:
+            compiled = job.build(BuildTarget(info, name, _STAND_IN_UPLOADS, "reelgraph/versions/out"))
+        except CompileError:
+            return None  # this instance cannot run it, so it cannot have made the result
+        return {n["class_type"] for n in compiled.prompt.values()}
+
+    return _distinct_versions(known, classes)
+
+
+def class_set_versions(known: Sequence[Known], class_types: frozenset[str]) -> list[dict[str, Any]]:
+    """``job_versions`` for a workflow of known classes (a recipe's own ComfyUI nodes): the
+    instances that have every one of them."""
+    return _distinct_versions(known, lambda info, _name: set(class_types) if class_types <= set(info) else None)
+
+
+def _distinct_versions(known: Sequence[Known],
+                       classes_on: Callable[[ObjectInfo, str], set[str] | None]) -> list[dict[str, Any]]:
+    entries: dict[str, dict[str, Any]] = {}
+    for name, info, version in known:
+        used = classes_on(info, name)
+        if used is None:
+            continue
+        entry = {"comfyui": version, "packs": _pack_digests(info, used)}
+        entries[json.dumps(entry, sort_keys=True)] = entry
+    return [entries[k] for k in sorted(entries)]
 
 
 def _pack_digests(info: ObjectInfo, classes: set[str]) -> dict[str, str]:

@@ -12,9 +12,11 @@ from .plan import PlanEntry, plan
 from .records import RunRecords
 from .runner import Runner, RunOptions, RunResult
 
-if TYPE_CHECKING:
-    from ..comfy_workflows.pool import ComfyPool
 from .store import ArtifactStore, LocalStore
+
+if TYPE_CHECKING:
+    from ..comfy_workflows.keys import VersionSource
+    from ..comfy_workflows.pool import ComfyPool
 
 
 def default_home() -> Path:
@@ -35,10 +37,22 @@ class Engine:
         self.records = RunRecords(self.home / "runs.sqlite")
 
     def run(self, bound: BoundRecipe, options: RunOptions | None = None) -> RunResult:
+        from ..comfy_workflows.keys import keys_from
+
+        options = options or RunOptions()
         # each connected group of ComfyUI nodes runs as one prompt (see comfy_groups); the runner sees it as one node
         fused = fuse_comfy_groups(bound, self.store)
-        return fused.run(lambda recipe, records, opts: Runner(recipe, self.store, records, self.home / "work", opts).run(),
-                         self.records, options or RunOptions())
+        # ComfyUI-placed executions are keyed with the versions of the pool's instances, or of the
+        # ones this home last ran on while none answers (comfy_workflows/seen.py)
+        with keys_from(options.comfy, self._seen_instances):
+            result = fused.run(
+                lambda recipe, records, opts: Runner(recipe, self.store, records, self.home / "work", opts).run(),
+                self.records, options)
+        if options.comfy is not None:
+            from ..comfy_workflows.seen import remember
+
+            remember(self.home, options.comfy)
+        return result
 
     def plan(
         self,
@@ -50,8 +64,13 @@ class Engine:
         """``comfy``: the instances a run would use; ComfyUI-placed keys hold their versions."""
         from ..comfy_workflows.keys import keys_from
 
-        with keys_from(comfy):
+        with keys_from(comfy, self._seen_instances):
             return plan(bound, self.store, self.records, outputs, force)
+
+    def _seen_instances(self) -> VersionSource | None:
+        from ..comfy_workflows.seen import recall  # loads the pool's modules: only when a key needs it
+
+        return recall(self.home)
 
     def close(self) -> None:
         self.records.close()

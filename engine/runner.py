@@ -183,12 +183,8 @@ class Runner:
 
     # ---- public -------------------------------------------------------------------------
     def run(self) -> RunResult:
-        from ..comfy_workflows.keys import keys_from
-
-        with keys_from(self.options.comfy):  # ComfyUI-placed executions are keyed with its instances' versions
-            return self._run()
-
-    def _run(self) -> RunResult:
+        """Run the recipe. ComfyUI-placed executions are keyed with the versions bound by
+        ``comfy_workflows.keys.keys_from`` around this call (``Engine.run`` does)."""
         started = time.perf_counter()
         order = needed_nodes(self.bound, self.options.outputs)
         self._needed = set(order)

@@ -372,6 +372,51 @@ def test_comfyui_and_pack_versions_key_comfy_placed_executions(engine, tmp_path)
             srv.stop()
 
 
+def test_results_made_on_comfyui_are_reused_when_no_instance_answers(engine, tmp_path):
+    """The GPU box is gone (or `comfy up` stopped): the instances the home last ran on key the
+    results they made, so an edit elsewhere reruns only its own cone, and only work that must
+    really run asks for an instance. An instance that answers again keys with its own versions."""
+    server = ComfyTestServer(full_instance(WITH_MODELS), tmp_path / "gpu", faults=Faults(step_seconds=0.001)).start()
+    url = server.url
+    try:
+        with pool_of(server) as pool:
+            assert run_keyed(engine, interpolated(), tmp_path, pool).status == "succeeded"
+    finally:
+        server.stop()
+    seen = engine.home / "comfy" / "seen-instances.json.gz"
+    assert seen.is_file()
+    written = seen.stat().st_mtime_ns
+    offline = run(engine, interpolated(), tmp_path)  # no pool at all
+    assert offline.status == "succeeded", offline.failures
+    assert {e.status for e in offline.executions} == {"cached"} and len(offline.executions) == 5
+    edited = interpolated()
+    edited["nodes"]["local"]["inputs"]["seconds"] = 0.4  # a local node's edit runs without a GPU
+    assert executed(run(engine, edited, tmp_path), "local") == [0]
+    dead = ComfyPool([ComfyInstance(url, "gone", poll_interval=0.1)], health_interval=0.2)
+    try:  # a pool whose instance never answered: the same as none
+        plan = {e.node: e.status for e in _plan_keyed(engine, interpolated(), tmp_path, dead)}
+        assert plan == dict.fromkeys(["split", "still", "motion", "smooth", "local"], "cached")
+    finally:
+        dead.close()
+    changed = interpolated()
+    changed["nodes"]["motion"]["inputs"]["prompt"] = "a new prompt"  # must really run: needs an instance
+    result = run(engine, changed, tmp_path)
+    assert [e.node for e in result.failures] == ["motion"]
+    assert "needs a ComfyUI instance: start one with `reelgraph comfy up`" in result.failures[0].error["cause"]
+    assert seen.stat().st_mtime_ns == written  # runs without instances leave the record alone
+
+    newer = ComfyTestServer(full_instance(WITH_MODELS), tmp_path / "new", version="0.27.0",
+                            faults=Faults(step_seconds=0.001)).start()
+    try:
+        with pool_of(newer) as pool:  # live instances count, not the record
+            plan = {e.node: e.status for e in _plan_keyed(engine, interpolated(), tmp_path, pool)}
+            assert (plan["motion"], plan["smooth"], plan["local"]) == ("run", "waits", "cached")
+            assert run_keyed(engine, interpolated(), tmp_path, pool).status == "succeeded"
+    finally:
+        newer.stop()
+    assert seen.stat().st_mtime_ns != written  # and the record follows the instances last used
+
+
 def _plan_keyed(engine, document: dict[str, Any], tmp_path: Path, pool: ComfyPool) -> list[Any]:
     registry = NodeRegistry([*BUILTIN_TYPES, *PIPELINE_TYPES])
     bound = bind_recipe(parse_recipe(document), registry, base_dir=tmp_path)

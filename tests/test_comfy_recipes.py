@@ -119,7 +119,9 @@ def test_an_imported_workflow_runs_as_one_prompt_and_is_cached(engine, comfy, po
     assert statuses(again) == dict.fromkeys(MEMBERS, "cached")
     assert len(history(comfy.url)) == 1  # nothing submitted
     assert {s for s, _ in plan(engine, document, tmp_path, pool).values()} == {"cached"}
-    # planned without instances, the versions are unknown: nothing is taken for cached
+    # planned without instances, the ones this home last ran on stand in (comfy_workflows/seen.py)
+    assert {s for s, _ in plan(engine, document, tmp_path).values()} == {"cached"}
+    (engine.home / "comfy" / "seen-instances.json.gz").unlink()  # a home that never ran on ComfyUI
     assert plan(engine, document, tmp_path)["3"] == ("run", "ComfyUI versions changed (one ComfyUI prompt: "
                                                             "3+4+5+6+7+8+9)")
 
@@ -305,8 +307,10 @@ def test_the_cli_imports_plans_and_runs_a_workflow(cli, comfy, tmp_path):
     again = cli("run", "recipe.json", "--comfy", comfy.url, "--out", "out2", "--report", "again.json", "-q",
                 check_code=0)
     assert json.loads((tmp_path / "again.json").read_text())["counts"]["cached"] == 7, again.stdout
-    # without an instance the versions in the key are unknown, so the plan cannot call it cached
-    assert "run     3 (comfy:KSampler): ComfyUI versions changed" in cli("plan", "recipe.json", check_code=0).stdout
+    # without an instance (the GPU box gone), what it made is still reused: plan and run say cached
+    assert "run " not in cli("plan", "recipe.json", check_code=0).stdout
+    cli("run", "recipe.json", "--out", "out3", "--report", "offline.json", "-q", check_code=0)
+    assert json.loads((tmp_path / "offline.json").read_text())["counts"]["cached"] == 7
 
 
 def test_validate_reports_wiring_a_comfy_group_cannot_honour(cli, tmp_path):
