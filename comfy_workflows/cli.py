@@ -206,6 +206,7 @@ def pool_for_run(urls: list[str], home: Path) -> ComfyPool | None:
     if why:
         print(f"reelgraph: note: {why}; running without ComfyUI", file=sys.stderr)
     if not listed:
+        _note_recorded(home)
         return None
     from .pool import ComfyPool
 
@@ -214,10 +215,18 @@ def pool_for_run(urls: list[str], home: Path) -> ComfyPool | None:
     except ComfyError as exc:
         print(f"reelgraph: note: the instances of `reelgraph comfy up` do not answer ({exc}); running without ComfyUI",
               file=sys.stderr)
+        _note_recorded(home)
         return None
     ready = ", ".join(f"{i.name} ({i.url})" for i in pool.instances if i.healthy)
     print(f"reelgraph: ComfyUI instances from `reelgraph comfy up`: {ready}", file=sys.stderr)
     return pool
+
+
+def _note_recorded(home: Path) -> None:
+    from .seen import recorded_note
+
+    if note := recorded_note(home):
+        print(f"reelgraph: note: {note}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------

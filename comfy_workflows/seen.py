@@ -18,11 +18,14 @@ import hashlib
 import json
 import logging
 import os
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .pool import ComfyJob, ComfyPool, Known, class_set_versions, job_versions
 from .schema import ObjectInfo
+
+if TYPE_CHECKING:  # the pool's modules load requests and websocket-client: only when a key needs them
+    from .pool import ComfyJob, ComfyPool, Known
 
 log = logging.getLogger(__name__)
 FILE = Path("comfy") / "seen-instances.json.gz"
@@ -35,9 +38,13 @@ class SeenInstances:
         self.known = known
 
     def versions(self, job: ComfyJob) -> list[dict[str, Any]]:
+        from .pool import job_versions
+
         return job_versions(self.known, job)
 
     def class_versions(self, class_types: frozenset[str]) -> list[dict[str, Any]]:
+        from .pool import class_set_versions
+
         return class_set_versions(self.known, class_types)
 
 
@@ -71,6 +78,15 @@ def recall(home: Path) -> SeenInstances | None:
     except (KeyError, TypeError) as exc:
         log.warning("ignoring %s: %s", home / FILE, exc)
         return None
+
+
+def recorded_note(home: Path) -> str:
+    """A line for a run or plan without instances: what keys ComfyUI-made results ('' if nothing)."""
+    try:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime((home / FILE).stat().st_mtime))
+    except OSError:
+        return ""
+    return f"ComfyUI-made results are keyed with the instances this home last ran on (recorded {when})"
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -308,7 +308,9 @@ def test_the_cli_imports_plans_and_runs_a_workflow(cli, comfy, tmp_path):
                 check_code=0)
     assert json.loads((tmp_path / "again.json").read_text())["counts"]["cached"] == 7, again.stdout
     # without an instance (the GPU box gone), what it made is still reused: plan and run say cached
-    assert "run " not in cli("plan", "recipe.json", check_code=0).stdout
+    offline_plan = cli("plan", "recipe.json", check_code=0)
+    assert "run " not in offline_plan.stdout
+    assert "ComfyUI-made results are keyed with the instances this home last ran on (recorded " in offline_plan.stderr
     cli("run", "recipe.json", "--out", "out3", "--report", "offline.json", "-q", check_code=0)
     assert json.loads((tmp_path / "offline.json").read_text())["counts"]["cached"] == 7
 
