@@ -93,14 +93,17 @@ def estimate_search(values: Mapping[str, Any]) -> float | None:
 
 def estimate_tts(values: Mapping[str, Any]) -> float | None:
     """audio.tts: the characters of the spoken form (what the provider is sent) at its price."""
+    provider, text = values.get("provider", MISSING), values.get("text", MISSING)
+    if provider == "offline":
+        return 0.0
+    if not isinstance(text, str):
+        return None
+    # the adapters load numpy: imported only when there is something to price
     from ..providers.tts_elevenlabs import PROVIDER as ELEVENLABS
     from ..providers.tts_openai import PROVIDER as OPENAI
     from .speech_text import spoken_form
 
-    provider, text = values.get("provider", MISSING), values.get("text", MISSING)
-    if provider == "offline":
-        return 0.0
-    if not isinstance(text, str) or provider not in (ELEVENLABS, OPENAI):
+    if provider not in (ELEVENLABS, OPENAI):
         return None
     characters = len(spoken_form(text).text)
     config = load_config()

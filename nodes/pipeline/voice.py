@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import wave
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,16 +39,16 @@ def _synthesizer(provider: str) -> TTSProvider:
 
 
 def tts_environment() -> dict[str, Any]:
-    import numpy
-
-    from ..providers import tts_espeak  # loads numpy too: see _synthesizer
+    # numpy's version from its metadata and espeak-ng's from its worker: planning a cached run
+    # does not import numpy (~0.1 s; see _synthesizer)
+    from ..providers.espeak_process import espeak_version
 
     # Models and default voices are configuration, not inputs: they enter the key here so that
     # changing them in providers.toml reruns the voice.
     return {
         **ffmpeg_environment(),
-        "espeak-ng": tts_espeak.espeak_version(),
-        "numpy": numpy.__version__,
+        "espeak-ng": espeak_version(),
+        "numpy": version("numpy"),
         "tts": load_config().tts.model_dump(),
     }
 

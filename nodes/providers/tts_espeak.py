@@ -10,47 +10,16 @@ runs in a fresh process (tts_espeak_worker.py says why).
 
 from __future__ import annotations
 
-import functools
-import json
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 from ..types import NodeFailure
+from .espeak_process import run_worker
 from .tts_base import CharTiming, Speech, check_speed, trimmed_timings
 
 DEFAULT_VOICE = "en-us"
 BASE_RATE_WPM = 175  # espeak-ng's default speaking rate: speed 1.0
-_WORKER = Path(__file__).with_name("tts_espeak_worker.py")
 _EVENT_WORD = 1
 _MISSING = "espeak-ng is not installed (Debian: apt-get install espeak-ng)"
-
-
-def _run_worker(request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-I", str(_WORKER)], input=json.dumps(request).encode("utf-8"),
-            capture_output=True, timeout=300, check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise NodeFailure("espeak-ng took more than 5 minutes; is the text very long?") from None
-    header, _, body = proc.stdout.partition(b"\n")
-    try:
-        answer = json.loads(header)
-    except ValueError:
-        detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
-        raise NodeFailure(f"espeak-ng failed: {detail[0]}") from None
-    return answer, body
-
-
-@functools.cache
-def espeak_version() -> str:
-    """The espeak-ng library version that synthesises (enters the voice node's cache key)."""
-    answer, _ = _run_worker({"info": True})
-    return f"eSpeak NG {answer['version']}" if "version" in answer else "not installed"
 
 
 def word_timings(events: list[list[int]], duration_ms: int) -> list[CharTiming]:
@@ -70,7 +39,7 @@ def synthesize(text: str, voice: str, speed: float) -> Speech:
     """Speak ``text`` offline; timings are per word, from espeak-ng's own events."""
     check_speed(speed, 0.5, 2.5, "the offline voice")
     voice = voice or DEFAULT_VOICE
-    answer, body = _run_worker({"text": text, "voice": voice, "rate_wpm": round(BASE_RATE_WPM * speed)})
+    answer, body = run_worker({"text": text, "voice": voice, "rate_wpm": round(BASE_RATE_WPM * speed)})
     error = answer.get("error")
     if error == "missing":
         raise NodeFailure(_MISSING)
